@@ -1,0 +1,1 @@
+//! mamori's vocabulary. Pure: no IO, no async runtime, no SQL.
