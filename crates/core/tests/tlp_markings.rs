@@ -1,5 +1,7 @@
 //! The TLP 2.0 marking-definition ids agree with OASIS's published objects (PP-11).
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use mamori_core::testdata;
 use mamori_core::tlp::{TLP2_EXTENSION_ID, Tlp};
 
