@@ -26,6 +26,7 @@ use std::str::FromStr;
 
 /// A TLP 2.0 marking. Ordered from least to most restrictive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Tlp {
     /// TLP:CLEAR — disclosure is not limited.
     #[serde(rename = "clear")]

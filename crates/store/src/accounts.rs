@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 /// An organisation taking part: an operator, a carrier, the centre itself, …
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Org {
     /// Its id.
     pub id: OrgId,
@@ -21,11 +22,13 @@ pub struct Org {
     /// Its name, unique on the platform.
     pub name: String,
     /// When it was registered.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// What registering an organisation needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewOrg {
     /// What it is.
     pub kind: OrgKind,
@@ -37,6 +40,7 @@ pub struct NewOrg {
 
 /// A person or machine account inside an organisation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Its id.
     pub id: UserId,
@@ -49,11 +53,13 @@ pub struct User {
     /// Its security clearance (PP-3).
     pub clearance: Clearance,
     /// When it was created.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
 }
 
 /// What creating a user needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewUser {
     /// The organisation it belongs to.
     pub org: OrgId,
@@ -67,6 +73,7 @@ pub struct NewUser {
 
 /// What is kept about an API token: never its secret, only when and for whom.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     /// Its id (also the visible part of the token text).
     pub id: TokenId,
@@ -75,16 +82,20 @@ pub struct TokenInfo {
     /// What it is for, as the issuer wrote it.
     pub label: String,
     /// When it was issued.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// When it stops working.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
     /// When it was revoked, if it was.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub revoked_at: Option<Timestamp>,
 }
 
 /// A token's state at some moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum TokenState {
     /// It works.
     Active,

@@ -41,6 +41,7 @@ impl fmt::Debug for TokenSecret {
 
 /// Who a valid token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Principal {
     /// The user.
     pub user: User,

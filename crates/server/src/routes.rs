@@ -1,0 +1,177 @@
+//! The router: endpoints, the OpenAPI document generated from them, and the layers every
+//! request passes through (request id, trace, timeout, body limit).
+
+use crate::admin;
+use crate::auth::Caller;
+use crate::error::{self, ApiError, ErrorBody, InternalErrorMarker};
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use mamori_core::ErrorKind;
+use mamori_store::Principal;
+use serde::Serialize;
+use std::time::Duration;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mamori",
+        description = "The coordination centre's API of mamori, an Active Cyber Defense platform. \
+                       Authenticate with `Authorization: Bearer <token>`; errors are \
+                       `{\"error\":{\"code\":…,\"message\":…}}`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "health", description = "Liveness"),
+        (name = "accounts", description = "Who am I"),
+        (name = "admin", description = "Organisations, users and tokens (role admin)")
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(whoami))
+        .routes(routes!(admin::list_orgs, admin::create_org))
+        .routes(routes!(admin::list_users, admin::create_user))
+        .routes(routes!(admin::list_tokens, admin::issue_token))
+        .routes(routes!(admin::revoke_token))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The centre's HTTP service.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api();
+    let doc = std::sync::Arc::new(doc);
+    let timeout = Duration::from_secs(state.config.request_timeout_secs.max(1));
+    routes
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
+        .layer(middleware::from_fn(name_request_in_internal_errors))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        // Dropping the handler's future drops its transaction: nothing half-done is kept.
+        Err(_) => ApiError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the request took longer than {} s and was abandoned; nothing was changed, try again",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// A 500 tells the client only which request failed, so an operator can find the
+/// details in the log.
+async fn name_request_in_internal_errors(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let resp = next.run(req).await;
+    if resp.extensions().get::<InternalErrorMarker>().is_none() {
+        return resp;
+    }
+    let (parts, _) = resp.into_parts();
+    let body = ErrorBody {
+        error: error::ErrorDetail {
+            code: ErrorKind::Internal.code().to_owned(),
+            message: format!("internal error (request id {id}): the details are in the server log"),
+        },
+    };
+    (parts, Json(body)).into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!(
+            "no endpoint {method} {}: see /api/openapi.json for the API",
+            uri.path()
+        ),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    error::method_not_allowed(&method, uri.path())
+}
+
+/// Liveness and database reachability.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// `ok` when the database answers.
+    status: &'static str,
+    /// `sqlite` or `postgres`.
+    database: &'static str,
+}
+
+/// Is the server up, and does its database answer?
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.store.ping().await?;
+    Ok(Json(Health {
+        status: "ok",
+        database: state.store.backend().name(),
+    }))
+}
+
+/// The user, organisation and token the request is authenticated as.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = Principal), (status = 401, body = ErrorBody)))]
+async fn whoami(Caller(p): Caller) -> Json<Principal> {
+    Json(p)
+}

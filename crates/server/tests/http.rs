@@ -1,0 +1,503 @@
+//! The API's behaviour through the router, in-process, on both backends: the token
+//! lifecycle, and every kind of bad request getting its status while changing nothing.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use chrono::Duration;
+use http_body_util::BodyExt;
+use mamori_core::time::{ManualClock, Timestamp, from_millis};
+use mamori_server::{AppState, ServerConfig, router};
+use mamori_store::{Store, store_test_suite};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+fn t0() -> Timestamp {
+    from_millis(1_790_000_000_000).unwrap()
+}
+
+struct Api {
+    app: Router,
+    store: Store,
+    clock: Arc<ManualClock>,
+    admin: String,
+}
+
+impl Api {
+    async fn new(store: Store) -> Api {
+        let clock = Arc::new(ManualClock::new(t0()));
+        let mut tx = store.begin().await.unwrap();
+        let (_, _, secret) = tx
+            .bootstrap_admin("Centre", "admin", Duration::days(30), t0())
+            .await
+            .unwrap()
+            .unwrap();
+        tx.commit().await.unwrap();
+        let config = ServerConfig {
+            body_limit_bytes: 4096,
+            ..ServerConfig::default()
+        };
+        let state = AppState {
+            store: store.clone(),
+            clock: clock.clone(),
+            config: Arc::new(config),
+        };
+        Api {
+            app: router(state),
+            store,
+            clock,
+            admin: secret.expose().to_owned(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Body>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let has_body = body.is_some();
+        if has_body {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let resp = self
+            .app
+            .clone()
+            .oneshot(req.body(body.unwrap_or_else(Body::empty)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call("GET", path, token, None).await
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call("POST", path, token, Some(Body::from(body.to_string())))
+            .await
+    }
+
+    /// Everything the accounts tables hold, for "nothing changed" checks.
+    async fn snapshot(&self) -> String {
+        let mut tx = self.store.begin().await.unwrap();
+        format!(
+            "{:?}",
+            (
+                tx.orgs().await.unwrap(),
+                tx.users().await.unwrap(),
+                tx.tokens(None).await.unwrap()
+            )
+        )
+    }
+}
+
+fn assert_error(resp: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(resp.0, status, "{}", resp.1);
+    assert_eq!(resp.1["error"]["code"], code, "{}", resp.1);
+    let msg = resp.1["error"]["message"].as_str().unwrap();
+    assert!(msg.len() > 10, "message says what to do: {msg}");
+}
+
+async fn health_and_openapi_need_no_token(store: Store) {
+    let api = Api::new(store).await;
+    let (status, body) = api.get("/healthz", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+    let (status, doc) = api.get("/api/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    for path in [
+        "/healthz",
+        "/api/v1/whoami",
+        "/api/v1/admin/orgs",
+        "/api/v1/admin/users",
+        "/api/v1/admin/tokens",
+        "/api/v1/admin/tokens/{id}/revoke",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert_error(
+        &api.get("/api/v1/nothing-here", None).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let (status, body) = api.call("DELETE", "/healthz", None, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("method_not_allowed"))
+    );
+}
+
+async fn token_lifecycle_over_http(store: Store) {
+    let api = Api::new(store).await;
+    let admin = api.admin.clone();
+    let (status, me) = api.get("/api/v1/whoami", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["user"]["role"], "admin");
+    assert_eq!(me["org"]["kind"], "coordination_centre");
+
+    // Issue: an operator organisation, a member, and a 2-day token for it.
+    let (s, org) = api
+        .post(
+            "/api/v1/admin/orgs",
+            Some(&admin),
+            json!({"kind": "operator", "sector": "water", "name": "Osaka Water"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{org}");
+    let (s, user) = api
+        .post(
+            "/api/v1/admin/users",
+            Some(&admin),
+            json!({"org": org["id"], "name": "tanaka", "role": "member"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{user}");
+    assert_eq!(user["clearance"], "none");
+    let (s, issued) = api
+        .post(
+            "/api/v1/admin/tokens",
+            Some(&admin),
+            json!({"user": user["id"], "label": "soc", "expires_in_days": 2}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{issued}");
+    let secret = issued["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("mamori_"));
+
+    // Use.
+    let (s, me) = api.get("/api/v1/whoami", Some(&secret)).await;
+    assert_eq!(
+        (s, me["user"]["name"].as_str()),
+        (StatusCode::OK, Some("tanaka"))
+    );
+    // The secret is never listed again.
+    let (_, listed) = api
+        .get(
+            &format!("/api/v1/admin/tokens?user={}", user["id"]),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert!(!listed.to_string().contains(&secret[20..]));
+
+    // Wrong token: right id, wrong secret.
+    let mut wrong = secret.clone();
+    let last = wrong.pop().unwrap();
+    wrong.push(if last == 'x' { 'y' } else { 'x' });
+    assert_error(
+        &api.get("/api/v1/whoami", Some(&wrong)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+
+    // Expire: two days later it no longer works.
+    api.clock.advance(Duration::days(2));
+    let resp = api.get("/api/v1/whoami", Some(&secret)).await;
+    assert_error(&resp, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert!(
+        resp.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired")
+    );
+
+    // Revoke: a fresh token works until it is revoked.
+    let (_, issued) = api
+        .post(
+            "/api/v1/admin/tokens",
+            Some(&admin),
+            json!({"user": user["id"]}),
+        )
+        .await;
+    let second = issued["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.get("/api/v1/whoami", Some(&second)).await.0,
+        StatusCode::OK
+    );
+    let (s, revoked) = api
+        .post(
+            &format!("/api/v1/admin/tokens/{}/revoke", issued["token"]["id"]),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{revoked}");
+    assert!(revoked["revoked_at"].is_string());
+    let resp = api.get("/api/v1/whoami", Some(&second)).await;
+    assert_error(&resp, StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert!(
+        resp.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked")
+    );
+    // Revoking twice is a conflict; revoking what does not exist is 404.
+    let path = format!("/api/v1/admin/tokens/{}/revoke", issued["token"]["id"]);
+    assert_error(
+        &api.post(&path, Some(&admin), json!({})).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    assert_error(
+        &api.post("/api/v1/admin/tokens/999/revoke", Some(&admin), json!({}))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &api.post("/api/v1/admin/tokens/abc/revoke", Some(&admin), json!({}))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+}
+
+async fn bad_requests_get_their_status_and_change_nothing(store: Store) {
+    let api = Api::new(store).await;
+    let admin = api.admin.clone();
+    let (_, org) = api
+        .post(
+            "/api/v1/admin/orgs",
+            Some(&admin),
+            json!({"kind": "carrier", "name": "Carrier K"}),
+        )
+        .await;
+    let (_, member) = api
+        .post(
+            "/api/v1/admin/users",
+            Some(&admin),
+            json!({"org": org["id"], "name": "suzuki", "role": "member"}),
+        )
+        .await;
+    let (_, issued) = api
+        .post(
+            "/api/v1/admin/tokens",
+            Some(&admin),
+            json!({"user": member["id"], "expires_in_days": 1}),
+        )
+        .await;
+    let member_token = issued["secret"].as_str().unwrap().to_owned();
+    let (_, gone) = api
+        .post(
+            "/api/v1/admin/tokens",
+            Some(&admin),
+            json!({"user": member["id"]}),
+        )
+        .await;
+    let revoked_token = gone["secret"].as_str().unwrap().to_owned();
+    api.post(
+        &format!("/api/v1/admin/tokens/{}/revoke", gone["token"]["id"]),
+        Some(&admin),
+        json!({}),
+    )
+    .await;
+    let (_, old) = api
+        .post(
+            "/api/v1/admin/tokens",
+            Some(&admin),
+            json!({"user": member["id"], "expires_in_days": 1}),
+        )
+        .await;
+    let expiring_token = old["secret"].as_str().unwrap().to_owned();
+    api.clock.advance(Duration::hours(23));
+
+    let before = api.snapshot().await;
+    let new_org = json!({"kind": "operator", "name": "Should Not Exist"});
+    let cases: Vec<(&str, (StatusCode, Value), StatusCode, &str)> = vec![
+        (
+            "no token",
+            api.post("/api/v1/admin/orgs", None, new_org.clone()).await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        (
+            "unknown token",
+            api.post(
+                "/api/v1/admin/orgs",
+                Some("mamori_99_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+                new_org.clone(),
+            )
+            .await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        (
+            "garbage token",
+            api.post("/api/v1/admin/orgs", Some("hunter2"), new_org.clone())
+                .await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        (
+            "revoked token",
+            api.post("/api/v1/admin/orgs", Some(&revoked_token), new_org.clone())
+                .await,
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+        ),
+        (
+            "role may not act",
+            api.post("/api/v1/admin/orgs", Some(&member_token), new_org.clone())
+                .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "role may not issue",
+            api.post(
+                "/api/v1/admin/tokens",
+                Some(&member_token),
+                json!({"user": member["id"]}),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            "malformed JSON",
+            api.call(
+                "POST",
+                "/api/v1/admin/orgs",
+                Some(&admin),
+                Some(Body::from("{\"kind\": \"operator\", \"name\":")),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "wrong field type",
+            api.post(
+                "/api/v1/admin/orgs",
+                Some(&admin),
+                json!({"kind": "operator", "name": 7}),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "unknown kind",
+            api.post(
+                "/api/v1/admin/orgs",
+                Some(&admin),
+                json!({"kind": "hacker", "name": "X"}),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "unknown field",
+            api.post(
+                "/api/v1/admin/orgs",
+                Some(&admin),
+                json!({"kind": "operator", "name": "X", "admin": true}),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "role unfit for org",
+            api.post(
+                "/api/v1/admin/users",
+                Some(&admin),
+                json!({"org": org["id"], "name": "eve", "role": "overseer"}),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "duplicate name",
+            api.post(
+                "/api/v1/admin/orgs",
+                Some(&admin),
+                json!({"kind": "carrier", "name": "Carrier K"}),
+            )
+            .await,
+            StatusCode::CONFLICT,
+            "conflict",
+        ),
+        (
+            "lifetime out of range",
+            api.post(
+                "/api/v1/admin/tokens",
+                Some(&admin),
+                json!({"user": member["id"], "expires_in_days": 0}),
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+        ),
+        (
+            "oversized body",
+            api.call(
+                "POST",
+                "/api/v1/admin/orgs",
+                Some(&admin),
+                Some(Body::from(format!(
+                    "{{\"kind\":\"operator\",\"name\":\"{}\"}}",
+                    "x".repeat(8192)
+                ))),
+            )
+            .await,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+    ];
+    for (what, resp, status, code) in &cases {
+        assert_eq!(resp.0, *status, "{what}: {}", resp.1);
+        assert_eq!(resp.1["error"]["code"], *code, "{what}: {}", resp.1);
+    }
+    // Expired: the clock passes the one-day lifetime.
+    api.clock.advance(Duration::hours(2));
+    let resp = api
+        .post("/api/v1/admin/orgs", Some(&expiring_token), new_org.clone())
+        .await;
+    assert_error(&resp, StatusCode::UNAUTHORIZED, "unauthenticated");
+    // Without a JSON content type.
+    let req = Request::builder()
+        .method("POST")
+        .uri("/api/v1/admin/orgs")
+        .header(header::AUTHORIZATION, format!("Bearer {admin}"))
+        .body(Body::from(new_org.to_string()))
+        .unwrap();
+    let resp = api.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        resp.headers().get("x-request-id").is_some(),
+        "every response names its request"
+    );
+
+    assert_eq!(
+        api.snapshot().await,
+        before,
+        "no bad request changed stored state"
+    );
+}
+
+store_test_suite!(
+    health_and_openapi_need_no_token,
+    token_lifecycle_over_http,
+    bad_requests_get_their_status_and_change_nothing,
+);
