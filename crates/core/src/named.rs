@@ -5,14 +5,14 @@
 
 /// A name that is not in a closed vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} {given:?}: expected one of {expected}")]
+#[error("unknown {what} {given:?}: expected one of {}", expected.join(", "))]
 pub struct UnknownName {
     /// Which vocabulary was being parsed.
     pub what: &'static str,
     /// The first characters of what was given.
     pub given: String,
-    /// The accepted names, comma-separated.
-    pub expected: &'static str,
+    /// The accepted names.
+    pub expected: &'static [&'static str],
 }
 
 macro_rules! named_enum {
@@ -64,7 +64,7 @@ macro_rules! named_enum {
                     _ => Err($crate::named::UnknownName {
                         what: $what,
                         given: s.chars().take(40).collect(),
-                        expected: concat!($($slug, " "),*),
+                        expected: &[$($slug),*],
                     }),
                 }
             }

@@ -1,0 +1,167 @@
+//! `mamori admin …`: the same acts as the API's admin endpoints, straight on the database,
+//! for whoever runs the centre's host.
+
+use crate::cli::{AdminCommand, OrgCommand, TokenCommand, UserCommand};
+use crate::config::MamoriConfig;
+use crate::serve::open_store;
+use anyhow::{Context, bail};
+use mamori_core::Clock;
+use mamori_core::time::{SystemClock, rfc3339};
+use mamori_store::{NewOrg, NewUser};
+use serde::Serialize;
+
+#[allow(clippy::print_stdout)]
+fn emit<T: Serialize>(
+    json: bool,
+    value: &T,
+    text: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).context("serialising output")?
+        );
+    } else {
+        println!("{}", text(value));
+    }
+    Ok(())
+}
+
+pub(crate) async fn run(cfg: &MamoriConfig, cmd: AdminCommand, json: bool) -> anyhow::Result<()> {
+    let store = open_store(cfg).await?;
+    let now = SystemClock.now();
+    let mut tx = store.begin().await?;
+    match cmd {
+        AdminCommand::Org(OrgCommand::Add { kind, name, sector }) => {
+            let org = tx.create_org(&NewOrg { kind, sector, name }, now).await?;
+            emit(json, &org, |o| {
+                format!("created organisation {} ({}, {:?})", o.id, o.kind, o.name)
+            })?;
+        }
+        AdminCommand::Org(OrgCommand::List) => {
+            let orgs = tx.orgs().await?;
+            emit(json, &orgs, |orgs| {
+                let mut s = format!("{:>5}  {:<20} {:<12} NAME", "ID", "KIND", "SECTOR");
+                for o in orgs {
+                    let sector = o.sector.map(|s| s.slug()).unwrap_or("-");
+                    s.push_str(&format!(
+                        "\n{:>5}  {:<20} {:<12} {}",
+                        o.id,
+                        o.kind.slug(),
+                        sector,
+                        o.name
+                    ));
+                }
+                s
+            })?;
+        }
+        AdminCommand::User(UserCommand::Add {
+            org,
+            name,
+            role,
+            clearance,
+        }) => {
+            let user = tx
+                .create_user(
+                    &NewUser {
+                        org,
+                        name,
+                        role,
+                        clearance,
+                    },
+                    now,
+                )
+                .await?;
+            emit(json, &user, |u| {
+                format!(
+                    "created user {} ({:?}, {} of organisation {})",
+                    u.id, u.name, u.role, u.org
+                )
+            })?;
+        }
+        AdminCommand::User(UserCommand::List) => {
+            let users = tx.users().await?;
+            emit(json, &users, |users| {
+                let mut s = format!(
+                    "{:>5}  {:>5}  {:<10} {:<12} NAME",
+                    "ID", "ORG", "ROLE", "CLEARANCE"
+                );
+                for u in users {
+                    s.push_str(&format!(
+                        "\n{:>5}  {:>5}  {:<10} {:<12} {}",
+                        u.id,
+                        u.org,
+                        u.role.slug(),
+                        u.clearance.slug(),
+                        u.name
+                    ));
+                }
+                s
+            })?;
+        }
+        AdminCommand::Token(TokenCommand::Issue { user, label, days }) => {
+            let days = days.unwrap_or(cfg.server.token_lifetime_days);
+            if !(1..=3650).contains(&days) {
+                bail!("--days must be between 1 and 3650, not {days}");
+            }
+            let expires = now + chrono::Duration::days(i64::from(days));
+            let (info, secret) = tx.issue_token(user, &label, expires, now).await?;
+            tx.commit().await?;
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "issued token {} for user {}, expiring {}; the secret below is shown once:",
+                    info.id,
+                    info.user,
+                    rfc3339(info.expires_at)
+                );
+            }
+            #[derive(Serialize)]
+            struct Issued<'a> {
+                token: &'a mamori_store::TokenInfo,
+                secret: &'a str,
+            }
+            return emit(
+                json,
+                &Issued {
+                    token: &info,
+                    secret: secret.expose(),
+                },
+                |i| i.secret.to_owned(),
+            );
+        }
+        AdminCommand::Token(TokenCommand::Revoke { id }) => {
+            let info = tx.revoke_token(id, now).await?;
+            emit(json, &info, |t| {
+                format!("revoked token {} of user {}", t.id, t.user)
+            })?;
+        }
+        AdminCommand::Token(TokenCommand::List { user }) => {
+            let tokens = tx.tokens(user).await?;
+            emit(json, &tokens, |tokens| {
+                let mut s = format!(
+                    "{:>5}  {:>5}  {:<8} {:<24} LABEL",
+                    "ID", "USER", "STATE", "EXPIRES"
+                );
+                for t in tokens {
+                    let state = serde_json::to_value(t.state(now))
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    s.push_str(&format!(
+                        "\n{:>5}  {:>5}  {:<8} {:<24} {}",
+                        t.id,
+                        t.user,
+                        state,
+                        rfc3339(t.expires_at),
+                        t.label
+                    ));
+                }
+                s
+            })?;
+        }
+    }
+    tx.commit().await?;
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The command line. Every command and subcommand has a one-line description.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// mamori (守り): an Active Cyber Defense platform for coordination centres, carriers and operators.
+#[derive(Debug, Parser)]
+#[command(name = "mamori", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes. Each one can also come from the config file or from a
+/// `MAMORI_*` environment variable; the command line wins.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// TOML configuration file [env: MAMORI_CONFIG]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: SQLite database, keys, local state [default: ./mamori-data] [env: MAMORI_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: postgres://USER@HOST/DB, or sqlite:PATH [default: SQLite in the data directory] [env: MAMORI_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Print results as JSON instead of text (admin commands)
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the coordination centre's server (initialises an empty data directory first)
+    Serve(ServeArgs),
+    /// Create the data directory and database, and print the first administrator's token once
+    Init,
+    /// Manage organisations, users and API tokens directly in the database
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Inspect the effective configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args, Default)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080] [env: MAMORI_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Log format: human or json [default: human] [env: MAMORI_LOG_FORMAT]
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<crate::logging::LogFormat>,
+}
+
+impl Command {
+    /// The serve-only flags, to layer over the configuration (none for other commands).
+    pub(crate) fn serve_overrides(&self) -> Option<&ServeArgs> {
+        match self {
+            Command::Serve(a) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Print the configuration after merging defaults, file, environment and flags
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Register and list organisations
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Create and list users
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Issue, list and revoke API tokens
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OrgCommand {
+    /// Register an organisation
+    Add {
+        /// What it is: operator, carrier, coordination_centre, operations_unit, overseer, sector_authority, isac, foreign_partner
+        #[arg(long)]
+        kind: mamori_core::OrgKind,
+        /// Its name (unique)
+        #[arg(long)]
+        name: String,
+        /// Its critical-infrastructure sector, e.g. electricity, finance, telecom
+        #[arg(long)]
+        sector: Option<mamori_core::Sector>,
+    },
+    /// List every organisation
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user in an organisation
+    Add {
+        /// The organisation's id
+        #[arg(long)]
+        org: mamori_core::OrgId,
+        /// Login name (unique)
+        #[arg(long)]
+        name: String,
+        /// Role: admin, analyst, officer, overseer, member (must fit the organisation's kind)
+        #[arg(long)]
+        role: mamori_core::Role,
+        /// Security clearance: none, confidential, secret, top_secret
+        #[arg(long, default_value = "none")]
+        clearance: mamori_core::Clearance,
+    },
+    /// List every user
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Issue a token for a user and print its secret once
+    Issue {
+        /// The user's id
+        #[arg(long)]
+        user: mamori_core::UserId,
+        /// What the token is for
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Lifetime in days (1–3650) [default: the server's token_lifetime_days]
+        #[arg(long)]
+        days: Option<u32>,
+    },
+    /// Revoke a token at once
+    Revoke {
+        /// The token's id
+        id: mamori_core::TokenId,
+    },
+    /// List tokens (never their secrets)
+    List {
+        /// Only this user's tokens
+        #[arg(long)]
+        user: Option<mamori_core::UserId>,
+    },
+}

@@ -1,0 +1,277 @@
+//! The binary as a person uses it: help texts, `init`, `admin`, and `serve` answering on a
+//! real socket on 127.0.0.1 until SIGTERM.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use assert_cmd::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn mamori() -> Command {
+    let mut cmd = Command::cargo_bin("mamori").unwrap();
+    // The developer's own environment must not leak into what is tested.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MAMORI_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Every command path: [], [serve], [admin], [admin, org], [admin, org, add], …
+fn command_paths() -> Vec<Vec<String>> {
+    let mut paths = vec![vec![]];
+    let mut i = 0;
+    while i < paths.len() {
+        let path = paths[i].clone();
+        let help =
+            String::from_utf8(mamori().args(&path).arg("--help").output().unwrap().stdout).unwrap();
+        let mut in_commands = false;
+        for line in help.lines() {
+            if line == "Commands:" {
+                in_commands = true;
+                continue;
+            }
+            if in_commands {
+                let Some(name) = line
+                    .strip_prefix("  ")
+                    .and_then(|l| l.split_whitespace().next())
+                else {
+                    break;
+                };
+                if name != "help" {
+                    let mut p = path.clone();
+                    p.push(name.to_owned());
+                    paths.push(p);
+                }
+            }
+        }
+        i += 1;
+    }
+    paths
+}
+
+#[test]
+fn every_command_describes_itself_in_one_line() {
+    let paths = command_paths();
+    let names: Vec<String> = paths.iter().map(|p| p.join(" ")).collect();
+    for expected in [
+        "serve",
+        "init",
+        "admin org add",
+        "admin user add",
+        "admin token issue",
+        "admin token revoke",
+        "config show",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+    // The parent's one-line summary of each command is its help's first line.
+    for path in &paths {
+        let out = mamori().args(path).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{path:?} --help");
+        let help = String::from_utf8(out.stdout).unwrap();
+        let first = help.lines().next().unwrap();
+        assert!(
+            first.split_whitespace().count() >= 3 && !first.ends_with('.'),
+            "{path:?}: {first:?}"
+        );
+        assert!(help.contains("Usage: mamori"), "{path:?}");
+    }
+}
+
+#[test]
+fn init_then_admin_then_refuse_a_second_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = mamori()
+        .arg("init")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    assert!(token.trim().starts_with("mamori_1_"), "{token}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shown once"));
+    assert!(data.join("mamori.db").exists());
+
+    let again = mamori()
+        .arg("init")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already initialised"));
+
+    let add = |args: &[&str]| {
+        mamori()
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let org = add(&[
+        "--json",
+        "admin",
+        "org",
+        "add",
+        "--kind",
+        "isac",
+        "--name",
+        "Finance ISAC",
+        "--sector",
+        "finance",
+    ]);
+    assert!(org.status.success());
+    let org: serde_json::Value = serde_json::from_slice(&org.stdout).unwrap();
+    assert_eq!(org["kind"], "isac");
+    let bad = add(&[
+        "admin", "user", "add", "--org", "2", "--name", "x", "--role", "analyst",
+    ]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("coordination centre"));
+    let unknown = add(&["admin", "org", "add", "--kind", "bank", "--name", "Y"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("expected one of operator, carrier"));
+    let listed = add(&["admin", "org", "list"]);
+    let text = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        text.contains("Finance ISAC") && text.contains("coordination_centre"),
+        "{text}"
+    );
+    assert!(!text.contains("Y\n"));
+}
+
+fn http_get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    #[allow(clippy::disallowed_methods)] // bounded by take()
+    s.take(1 << 20).read_to_string(&mut resp).unwrap();
+    let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body)
+}
+
+#[allow(clippy::disallowed_methods)] // the test starts the server and signals it, as an operator would
+fn serve_until_sigterm(data: &Path, check: impl FnOnce(&str)) -> String {
+    let bin = assert_cmd::cargo::cargo_bin("mamori");
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env("MAMORI_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut log = String::new();
+    let addr = loop {
+        assert!(Instant::now() < deadline, "server did not start: {log}");
+        let line = lines.next().unwrap().unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && let Some(addr) = v["addr"].as_str()
+        {
+            break addr.to_owned();
+        }
+    };
+    check(&addr);
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    for line in lines {
+        log.push_str(&line.unwrap());
+        log.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "graceful exit on SIGTERM: {status:?}\n{log}"
+    );
+    log
+}
+
+#[test]
+fn serve_on_an_empty_directory_initialises_it_and_answers_healthz() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("fresh");
+    let log = serve_until_sigterm(&data, |addr| {
+        let (status, body) = http_get(addr, "/healthz", None);
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"database\":\"sqlite\""), "{body}");
+        assert_eq!(http_get(addr, "/api/v1/whoami", None).0, 401);
+    });
+    assert!(data.join("mamori.db").exists());
+    assert!(log.contains("first administrator"), "{log}");
+    assert!(
+        log.contains("SIGTERM: shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+    // Every request is logged with its request id, as JSON.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("request_id") && l.contains("/healthz")),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_token_from_init_works_against_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let out = mamori()
+        .arg("init")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    serve_until_sigterm(&data, |addr| {
+        let (status, body) = http_get(addr, "/api/v1/whoami", Some(&token));
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"role\":\"admin\""), "{body}");
+    });
+}
+
+#[test]
+fn bad_configuration_is_a_clear_error() {
+    let out = mamori()
+        .args(["config", "show"])
+        .env("MAMORI_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("socket address") && err.contains("LISTEN"),
+        "{err}"
+    );
+    let out = mamori()
+        .args(["--config", "/nonexistent/mamori.toml", "config", "show"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
