@@ -28,7 +28,7 @@ fn emitted() -> Value {
         .collect();
     let mut tree = MemoryTree::new();
     for leaf in &data {
-        tree.push(leaf).unwrap();
+        tree.push(leaf).expect("test fixture");
     }
     let mut roots = serde_json::Map::new();
     let mut inclusion = Vec::new();
@@ -36,28 +36,28 @@ fn emitted() -> Value {
     for size in 0..=LEAVES {
         roots.insert(
             size.to_string(),
-            json!(tree_root(&tree, size).unwrap().to_hex()),
+            json!(tree_root(&tree, size).expect("test fixture").to_hex()),
         );
         for index in 0..size {
-            let proof = prove_inclusion(&tree, index, size).unwrap();
+            let proof = prove_inclusion(&tree, index, size).expect("test fixture");
             let path: Vec<String> = proof.path.iter().map(|h| h.to_hex()).collect();
             inclusion.push(json!({"index": index, "size": size, "path": path}));
         }
         for first in 0..=size {
-            let proof = prove_consistency(&tree, first, size).unwrap();
+            let proof = prove_consistency(&tree, first, size).expect("test fixture");
             let path: Vec<String> = proof.path.iter().map(|h| h.to_hex()).collect();
             consistency.push(json!({"first": first, "second": size, "path": path}));
         }
     }
-    let signer = SignerKey::from_seed("mamori.example/ledger", &[0x11; 32]).unwrap();
+    let signer = SignerKey::from_seed("mamori.example/ledger", &[0x11; 32]).expect("test fixture");
     let checkpoint = Checkpoint::new(
         "mamori.example/ledger",
         LEAVES - 3,
-        tree_root(&tree, LEAVES - 3).unwrap(),
+        tree_root(&tree, LEAVES - 3).expect("test fixture"),
     )
-    .unwrap()
+    .expect("test fixture")
     .sign(&signer)
-    .unwrap();
+    .expect("test fixture");
     json!({
         "leaves": data.iter().map(|d| hex(d)).collect::<Vec<_>>(),
         "roots": roots,
@@ -85,10 +85,10 @@ fn run_python(input: &Value) -> Option<(bool, String)> {
     child
         .stdin
         .take()
-        .unwrap()
+        .expect("test fixture")
         .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .expect("test fixture");
+    let out = child.wait_with_output().expect("test fixture");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
