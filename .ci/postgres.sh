@@ -7,6 +7,8 @@ start_postgres() {
   bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
   PG_BIN=$bin
   PG_PORT=${PG_PORT:-55432}
+  # Skip ports something else (another cluster, another run) is listening on.
+  while (exec 3<>"/dev/tcp/127.0.0.1/$PG_PORT") 2>/dev/null; do PG_PORT=$((PG_PORT + 1)); done
   PGDATA_DIR=$(mktemp -d /tmp/mamori-pg.XXXXXX)
   as_pg() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
