@@ -63,7 +63,7 @@ pub async fn fresh_postgres() -> Option<Store> {
 /// Instantiates each named `async fn(Store)` twice: `sqlite::NAME` always, and
 /// `postgres::NAME` on a fresh PostgreSQL database when `MAMORI_TEST_POSTGRES_URL` is set.
 ///
-/// ```ignore
+/// ```text
 /// async fn org_round_trip(store: Store) { /* … */ }
 /// mamori_store::store_test_suite!(org_round_trip);
 /// ```
