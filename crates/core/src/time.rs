@@ -113,3 +113,35 @@ mod tests {
         assert_eq!(clock.now(), start);
     }
 }
+
+/// Serde for a [`Timestamp`] as RFC 3339 UTC with exactly three fractional digits and a
+/// `Z` (`2026-11-24T02:53:37.000Z`): one spelling per instant, for encodings that must be
+/// canonical. Use with `#[serde(with = "mamori_core::time::rfc3339_ms")]`.
+pub mod rfc3339_ms {
+    use super::Timestamp;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    /// Writes the canonical form.
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*t))
+    }
+
+    /// Reads only the canonical form: any other spelling of a time is refused.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let t = chrono::DateTime::parse_from_rfc3339(&text)
+            .map_err(|e| D::Error::custom(format!("{text:?} is not an RFC 3339 time: {e}")))?
+            .with_timezone(&chrono::Utc);
+        if super::rfc3339(t) != text {
+            return Err(D::Error::custom(format!(
+                "{text:?} is not in the canonical form YYYY-MM-DDTHH:MM:SS.mmmZ"
+            )));
+        }
+        Ok(t)
+    }
+}
+
+/// `t` truncated to whole milliseconds, the precision every stored time keeps.
+pub fn truncate_ms(t: Timestamp) -> Timestamp {
+    from_millis(t.timestamp_millis()).unwrap_or(t)
+}

@@ -90,3 +90,17 @@ macro_rules! store_test_suite {
         }
     };
 }
+
+impl crate::Tx {
+    /// Runs raw SQL: for tests that tamper with or sabotage the database the way an
+    /// attacker or a failing disk would. Test support only (feature `testing`).
+    pub async fn execute_raw(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        crate::backend::on_backend!(self, c => sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut *c).await.map(drop))
+    }
+
+    /// Which backend, for tests whose SQL differs between them.
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == crate::Backend::Postgres
+    }
+}

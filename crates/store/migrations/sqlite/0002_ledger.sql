@@ -1,0 +1,33 @@
+-- The overseer's ledger (issue 4): entries, the Merkle tree's complete subtrees, and
+-- signed checkpoints. Append-only by design: nothing in mamori updates or deletes these
+-- rows, and the overseer's verifier detects anyone who does.
+CREATE TABLE ledger_head (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    size  INTEGER NOT NULL
+);
+INSERT INTO ledger_head (id, size) VALUES (1, 0);
+
+-- data is the entry's canonical encoding: its leaf hash is SHA-256(0x00 || data).
+-- kind and at repeat what data says, for the overseer's queries.
+CREATE TABLE ledger_entries (
+    idx   INTEGER PRIMARY KEY,
+    kind  TEXT NOT NULL,
+    at    TEXT NOT NULL,
+    data  BLOB NOT NULL
+);
+CREATE INDEX ledger_entries_at ON ledger_entries(at);
+
+-- Every complete subtree (level, idx), written once when its last leaf arrives.
+CREATE TABLE ledger_nodes (
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+
+CREATE TABLE ledger_checkpoints (
+    size        INTEGER PRIMARY KEY,
+    root        BLOB NOT NULL,
+    note        TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
