@@ -7,6 +7,7 @@ use crate::serve::open_store;
 use anyhow::{Context, bail};
 use mamori_core::Clock;
 use mamori_core::time::{SystemClock, rfc3339};
+use mamori_oversight::Actor;
 use mamori_store::{NewOrg, NewUser};
 use serde::Serialize;
 
@@ -105,7 +106,15 @@ pub(crate) async fn run(cfg: &MamoriConfig, cmd: AdminCommand, json: bool) -> an
                 bail!("--days must be between 1 and 3650, not {days}");
             }
             let expires = now + chrono::Duration::days(i64::from(days));
-            let (info, secret) = tx.issue_token(user, &label, expires, now).await?;
+            let (info, secret) = mamori_oversight::acts::issue_token(
+                &mut tx,
+                Actor::local_cli(),
+                user,
+                &label,
+                expires,
+                now,
+            )
+            .await?;
             tx.commit().await?;
             #[allow(clippy::print_stderr)]
             {
@@ -131,7 +140,8 @@ pub(crate) async fn run(cfg: &MamoriConfig, cmd: AdminCommand, json: bool) -> an
             );
         }
         AdminCommand::Token(TokenCommand::Revoke { id }) => {
-            let info = tx.revoke_token(id, now).await?;
+            let info =
+                mamori_oversight::acts::revoke_token(&mut tx, Actor::local_cli(), id, now).await?;
             emit(json, &info, |t| {
                 format!("revoked token {} of user {}", t.id, t.user)
             })?;
@@ -164,4 +174,55 @@ pub(crate) async fn run(cfg: &MamoriConfig, cmd: AdminCommand, json: bool) -> an
     tx.commit().await?;
     store.close().await;
     Ok(())
+}
+
+/// Reads a period bound: an RFC 3339 time, or a date meaning 00:00 JST that day.
+fn parse_bound(text: &str) -> anyhow::Result<mamori_core::time::Timestamp> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .with_context(|| format!("{text:?} is neither an RFC 3339 time nor a date YYYY-MM-DD"))?;
+    let midnight = date.and_hms_opt(0, 0, 0).context("midnight exists")?;
+    midnight
+        .and_local_timezone(mamori_core::time::JST)
+        .single()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .context("JST has no gaps")
+}
+
+/// `mamori audit report`: counts per kind of act in `[from, to)` (CI-9).
+pub(crate) async fn report(
+    cfg: &MamoriConfig,
+    from: &str,
+    to: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (from_t, to_t) = (parse_bound(from)?, parse_bound(to)?);
+    if from_t >= to_t {
+        bail!("--from must be before --to");
+    }
+    let store = open_store(cfg).await?;
+    let mut tx = store.begin().await?;
+    let counts = mamori_oversight::counts(&mut tx, from_t, to_t).await?;
+    tx.commit().await?;
+    store.close().await;
+    #[derive(Serialize)]
+    struct Report<'a> {
+        from: String,
+        to: String,
+        counts: &'a std::collections::BTreeMap<String, u64>,
+    }
+    let report = Report {
+        from: rfc3339(from_t),
+        to: rfc3339(to_t),
+        counts: &counts,
+    };
+    emit(json, &report, |r| {
+        let mut s = format!("acts recorded from {} to {}", r.from, r.to);
+        for (kind, n) in r.counts {
+            s.push_str(&format!("\n{kind:<20} {n:>10}"));
+        }
+        s
+    })
 }

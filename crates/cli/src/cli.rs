@@ -41,9 +41,40 @@ pub(crate) enum Command {
     /// Manage organisations, users and API tokens directly in the database
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The overseer's tools: verify the ledger independently, print transparency figures
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Inspect the effective configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Verify the centre's ledger: signature, every entry, consistency with the saved checkpoint
+    Verify {
+        /// The centre's base URL, e.g. https://centre.example.jp
+        #[arg(long)]
+        url: String,
+        /// The ledger's verifier key (name+keyid+key text, or a file holding it, e.g. ledger.pub)
+        #[arg(long)]
+        key: String,
+        /// An overseer's API token [env: MAMORI_TOKEN]
+        #[arg(long, env = "MAMORI_TOKEN", hide_env_values = true)]
+        token: String,
+        /// File with the checkpoint saved by the last run: checked for consistency, then replaced
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+    },
+    /// Count the recorded acts of each kind in a period (the figures of a transparency report)
+    Report {
+        /// Start of the period: RFC 3339 time, or a date (00:00 JST)
+        #[arg(long)]
+        from: String,
+        /// End of the period (exclusive): RFC 3339 time, or a date (00:00 JST)
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Args, Default)]

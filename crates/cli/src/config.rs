@@ -21,10 +21,12 @@ pub(crate) struct MamoriConfig {
     pub server: ServerConfig,
     /// Logging (`[log]`).
     pub log: LogConfig,
+    /// The overseer's log (`[ledger]`).
+    pub ledger: mamori_oversight::LedgerConfig,
 }
 
 /// Environment variables that are not configuration keys (test switches, the file path).
-const NOT_CONFIG: &[&str] = &["config", "test_", "require_"];
+const NOT_CONFIG: &[&str] = &["config", "test_", "require_", "token"];
 
 /// Short names for the settings people set most; anything else is `MAMORI_SECTION__KEY`.
 fn env_key(key: &str) -> String {
@@ -156,6 +158,7 @@ mod tests {
                 ],
             ),
             ("log", vec!["format", "filter"]),
+            ("ledger", vec!["origin", "checkpoint_interval_secs"]),
         ] {
             for k in keys {
                 assert!(

@@ -2,6 +2,7 @@
 //! runs the command asked for. `anyhow` lives here and only here (DESIGN "Style").
 
 mod admin;
+mod audit;
 mod cli;
 mod config;
 mod logging;
@@ -39,5 +40,27 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Init => serve::init(&cfg).await,
         cli::Command::Admin(cmd) => admin::run(&cfg, cmd, cli.global.json).await,
         cli::Command::Config(cli::ConfigCommand::Show) => config::show(&cfg),
+        cli::Command::Audit(cli::AuditCommand::Verify {
+            url,
+            key,
+            token,
+            checkpoint,
+        }) => {
+            let args = audit::VerifyArgs {
+                url,
+                key,
+                token,
+                checkpoint,
+            };
+            let summary = tokio::task::spawn_blocking(move || audit::verify(&args)).await??;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{summary}");
+            }
+            Ok(())
+        }
+        cli::Command::Audit(cli::AuditCommand::Report { from, to }) => {
+            admin::report(&cfg, &from, &to, cli.global.json).await
+        }
     }
 }

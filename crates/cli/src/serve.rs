@@ -41,6 +41,16 @@ async fn bootstrap(
     let made = tx
         .bootstrap_admin(CENTRE_NAME, ADMIN_NAME, lifetime, now)
         .await?;
+    if let Some((user, info, _)) = &made {
+        // The first token is an act like any other: it goes into the ledger with it.
+        let act = mamori_oversight::Act::TokenIssued {
+            token: info.id,
+            user: user.id,
+            expires_at: info.expires_at,
+        };
+        let entry = mamori_oversight::Entry::new(now, mamori_oversight::Actor::local_cli(), act);
+        mamori_oversight::append(&mut tx, &[entry]).await?;
+    }
     tx.commit().await?;
     Ok(made.map(|(_, info, secret)| (info, secret)))
 }
@@ -56,6 +66,14 @@ fn token_notice(info: &TokenInfo) -> String {
     )
 }
 
+/// The ledger's signing key from the data directory, created on first use.
+pub(crate) fn open_ledger(cfg: &MamoriConfig) -> anyhow::Result<(mamori_oversight::Ledger, bool)> {
+    std::fs::create_dir_all(&cfg.store.data_dir)
+        .with_context(|| format!("creating {}", cfg.store.data_dir.display()))?;
+    mamori_oversight::Ledger::open(&cfg.store.data_dir, &cfg.ledger)
+        .context("opening the ledger's signing key")
+}
+
 /// `mamori init`.
 #[allow(clippy::print_stdout, clippy::print_stderr)] // the token goes to stdout, once
 pub(crate) async fn init(cfg: &MamoriConfig) -> anyhow::Result<()> {
@@ -67,7 +85,16 @@ pub(crate) async fn init(cfg: &MamoriConfig) -> anyhow::Result<()> {
         );
     };
     store.close().await;
+    let (ledger, _) = open_ledger(cfg)?;
     eprintln!("Initialised mamori: {}.", where_data_lives(cfg));
+    eprintln!(
+        "The ledger's verifier key (give it to the overseer; also in {}):\n    {}",
+        cfg.store
+            .data_dir
+            .join(mamori_oversight::PUBLIC_KEY_FILE)
+            .display(),
+        ledger.verifier()
+    );
     eprintln!("{}", token_notice(&info));
     println!("{}", secret.expose());
     Ok(())
@@ -83,6 +110,10 @@ pub(crate) async fn serve(cfg: MamoriConfig) -> anyhow::Result<()> {
             eprintln!("\n{}\n\n    {}\n", token_notice(&info), secret.expose());
         }
     }
+    let (ledger, created) = open_ledger(&cfg)?;
+    if created {
+        tracing::warn!(key = %ledger.verifier(), "created the ledger's signing key; give the verifier key to the overseer");
+    }
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .with_context(|| {
@@ -95,7 +126,7 @@ pub(crate) async fn serve(cfg: MamoriConfig) -> anyhow::Result<()> {
         .local_addr()
         .context("reading the listening address")?;
     tracing::info!(%addr, database = %where_data_lives(&cfg), "mamori serving on http://{addr}");
-    let app = router(AppState::new(store.clone(), cfg.server.clone()));
+    let app = router(AppState::new(store.clone(), cfg.server.clone(), ledger));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -188,14 +188,16 @@ pub(crate) async fn issue_token(
     }
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let (token, secret) = tx
-        .issue_token(
-            req.user,
-            &req.label,
-            now + chrono::Duration::days(i64::from(days)),
-            now,
-        )
-        .await?;
+    let expires = now + chrono::Duration::days(i64::from(days));
+    let (token, secret) = mamori_oversight::acts::issue_token(
+        &mut tx,
+        caller.actor(),
+        req.user,
+        &req.label,
+        expires,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(token = %token.id, user = %token.user, by = %caller.0.user.id, "token issued");
     Ok((
@@ -222,7 +224,8 @@ pub(crate) async fn revoke_token(
         ApiError::new(ErrorKind::InvalidInput, e.to_string())
     })?;
     let mut tx = s.store.begin().await?;
-    let token = tx.revoke_token(id, s.clock.now()).await?;
+    let token =
+        mamori_oversight::acts::revoke_token(&mut tx, caller.actor(), id, s.clock.now()).await?;
     tx.commit().await?;
     tracing::info!(token = %token.id, by = %caller.0.user.id, "token revoked");
     Ok(Json(token))

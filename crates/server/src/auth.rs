@@ -43,6 +43,15 @@ impl FromRequestParts<AppState> for Caller {
 }
 
 impl Caller {
+    /// The caller as the ledger records an actor.
+    pub(crate) fn actor(&self) -> mamori_oversight::Actor {
+        mamori_oversight::Actor {
+            org: Some(self.0.org.id),
+            user: Some(self.0.user.id),
+            name: self.0.user.name.clone(),
+        }
+    }
+
     /// Refuses with 403 unless the caller holds one of `roles`.
     pub(crate) fn require(&self, roles: &[Role], to: &str) -> Result<(), ApiError> {
         if roles.contains(&self.0.user.role) {

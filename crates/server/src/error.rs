@@ -101,6 +101,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<mamori_oversight::OversightError> for ApiError {
+    fn from(e: mamori_oversight::OversightError) -> Self {
+        ApiError::new(e.kind(), e.to_string())
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         match r {

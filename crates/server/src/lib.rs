@@ -15,6 +15,7 @@ mod auth;
 pub mod config;
 pub mod error;
 mod json;
+mod ledger;
 mod routes;
 mod state;
 

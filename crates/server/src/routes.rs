@@ -4,6 +4,7 @@
 use crate::admin;
 use crate::auth::Caller;
 use crate::error::{self, ApiError, ErrorBody, InternalErrorMarker};
+use crate::ledger;
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, Method, Uri};
@@ -37,7 +38,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     tags(
         (name = "health", description = "Liveness"),
         (name = "accounts", description = "Who am I"),
-        (name = "admin", description = "Organisations, users and tokens (role admin)")
+        (name = "admin", description = "Organisations, users and tokens (role admin)"),
+        (name = "ledger", description = "The overseer's verifiable log (role overseer; checkpoint and key are public)")
     )
 )]
 struct ApiDoc;
@@ -62,6 +64,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::list_tokens, admin::issue_token))
         .routes(routes!(admin::revoke_token))
+        .routes(routes!(ledger::checkpoint, ledger::checkpoint_now))
+        .routes(routes!(ledger::key))
+        .routes(routes!(ledger::entries))
+        .routes(routes!(ledger::inclusion))
+        .routes(routes!(ledger::consistency))
         .split_for_parts()
 }
 

@@ -1,5 +1,6 @@
 use crate::config::ServerConfig;
 use mamori_core::Clock;
+use mamori_oversight::Ledger;
 use mamori_store::Store;
 use std::sync::Arc;
 
@@ -12,15 +13,18 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The server's settings.
     pub config: Arc<ServerConfig>,
+    /// The overseer's log: its signing key and checkpoint policy.
+    pub ledger: Arc<Ledger>,
 }
 
 impl AppState {
     /// State over `store` with the system clock.
-    pub fn new(store: Store, config: ServerConfig) -> Self {
+    pub fn new(store: Store, config: ServerConfig, ledger: Ledger) -> Self {
         Self {
             store,
             clock: Arc::new(mamori_core::time::SystemClock),
             config: Arc::new(config),
+            ledger: Arc::new(ledger),
         }
     }
 }

@@ -24,6 +24,7 @@ struct Api {
     store: Store,
     clock: Arc<ManualClock>,
     admin: String,
+    _keys: tempfile::TempDir,
 }
 
 impl Api {
@@ -40,16 +41,20 @@ impl Api {
             body_limit_bytes: 4096,
             ..ServerConfig::default()
         };
+        let keys = tempfile::tempdir().unwrap();
+        let (ledger, _) = mamori_oversight::Ledger::open(keys.path(), &Default::default()).unwrap();
         let state = AppState {
             store: store.clone(),
             clock: clock.clone(),
             config: Arc::new(config),
+            ledger: Arc::new(ledger),
         };
         Api {
             app: router(state),
             store,
             clock,
             admin: secret.expose().to_owned(),
+            _keys: keys,
         }
     }
 
@@ -97,7 +102,8 @@ impl Api {
             (
                 tx.orgs().await.unwrap(),
                 tx.users().await.unwrap(),
-                tx.tokens(None).await.unwrap()
+                tx.tokens(None).await.unwrap(),
+                tx.ledger_size().await.unwrap(),
             )
         )
     }
@@ -496,7 +502,189 @@ async fn bad_requests_get_their_status_and_change_nothing(store: Store) {
     );
 }
 
+async fn the_overseer_reads_the_ledger_and_no_one_else_does(store: Store) {
+    let api = Api::new(store).await;
+    let admin = api.admin.clone();
+    let (_, org) = api
+        .post(
+            "/api/v1/admin/orgs",
+            Some(&admin),
+            json!({"kind": "overseer", "name": "Oversight Board"}),
+        )
+        .await;
+    let (_, user) = api
+        .post(
+            "/api/v1/admin/users",
+            Some(&admin),
+            json!({"org": org["id"], "name": "kimura", "role": "overseer"}),
+        )
+        .await;
+    let (_, issued) = api
+        .post(
+            "/api/v1/admin/tokens",
+            Some(&admin),
+            json!({"user": user["id"]}),
+        )
+        .await;
+    let overseer = issued["secret"].as_str().unwrap().to_owned();
+    let (_, second) = api
+        .post(
+            "/api/v1/admin/tokens",
+            Some(&admin),
+            json!({"user": user["id"]}),
+        )
+        .await;
+    api.post(
+        &format!("/api/v1/admin/tokens/{}/revoke", second["token"]["id"]),
+        Some(&admin),
+        json!({}),
+    )
+    .await;
+
+    // The checkpoint and key are public; the checkpoint commits to the three acts.
+    let req = Request::builder()
+        .uri("/api/v1/ledger/checkpoint")
+        .body(Body::empty())
+        .unwrap();
+    let resp = api.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let note = String::from_utf8(
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    let req = Request::builder()
+        .uri("/api/v1/ledger/key")
+        .body(Body::empty())
+        .unwrap();
+    let key_text = String::from_utf8(
+        api.app
+            .clone()
+            .oneshot(req)
+            .await
+            .unwrap()
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    let key = mamori_ledger::VerifierKey::parse(key_text.trim()).unwrap();
+    let origin = key.name().to_owned();
+    let cp = mamori_ledger::Checkpoint::open(note.as_bytes(), &origin, &[key]).unwrap();
+    assert_eq!(cp.checkpoint().size(), 3, "{note}");
+
+    // Entries: the overseer sees them, with who did what.
+    let (s, page) = api
+        .get("/api/v1/ledger/entries?start=0&end=10", Some(&overseer))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    let kinds: Vec<String> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let entry: Value = serde_json::from_str(e["data"].as_str().unwrap()).unwrap();
+            assert_eq!(entry["actor"]["name"], "admin");
+            entry["act"]["kind"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["token_issued", "token_issued", "token_revoked"]);
+    let (_, page) = api
+        .get("/api/v1/ledger/entries?start=1&end=2", Some(&overseer))
+        .await;
+    assert_eq!(
+        (
+            page["entries"].as_array().unwrap().len(),
+            page["next"].is_null()
+        ),
+        (1, true)
+    );
+
+    // Proofs verify against the signed root.
+    let (s, proof) = api
+        .get(
+            "/api/v1/ledger/proof/inclusion?index=1&size=3",
+            Some(&overseer),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{proof}");
+    let (_, page) = api
+        .get("/api/v1/ledger/entries?start=1&end=2", Some(&overseer))
+        .await;
+    let leaf = mamori_ledger::leaf_hash(page["entries"][0]["data"].as_str().unwrap().as_bytes());
+    let path: Vec<mamori_ledger::Hash> = proof["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| mamori_ledger::Hash::from_hex(h.as_str().unwrap()).unwrap())
+        .collect();
+    mamori_ledger::verify_inclusion(1, 3, &leaf, &path, &cp.checkpoint().root()).unwrap();
+    let (s, _) = api
+        .get(
+            "/api/v1/ledger/proof/consistency?from=1&to=3",
+            Some(&overseer),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Bad requests and other roles.
+    assert_error(
+        &api.get(
+            "/api/v1/ledger/proof/inclusion?index=0&size=99",
+            Some(&overseer),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_error(
+        &api.get(
+            "/api/v1/ledger/proof/consistency?from=3&to=1",
+            Some(&overseer),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_error(
+        &api.get("/api/v1/ledger/entries?start=5&end=1", Some(&overseer))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_error(
+        &api.get("/api/v1/ledger/entries?start=x", Some(&overseer))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_error(
+        &api.get("/api/v1/ledger/entries", Some(&admin)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &api.get("/api/v1/ledger/entries", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+    assert_error(
+        &api.post("/api/v1/ledger/checkpoint", Some(&admin), json!({}))
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+}
+
 store_test_suite!(
+    the_overseer_reads_the_ledger_and_no_one_else_does,
     health_and_openapi_need_no_token,
     token_lifecycle_over_http,
     bad_requests_get_their_status_and_change_nothing,

@@ -24,8 +24,20 @@ pub async fn fresh_sqlite() -> (Store, tempfile::TempDir) {
 /// `MAMORI_TEST_POSTGRES_URL` names. `None` (and a line saying so) when the variable is
 /// unset; a panic when it is set but the server cannot be used, or when
 /// `MAMORI_REQUIRE_POSTGRES=1` and it is unset, so CI cannot skip silently.
-#[allow(clippy::print_stderr)]
 pub async fn fresh_postgres() -> Option<Store> {
+    let url = fresh_postgres_url().await?;
+    let opts = PgConnectOptions::from_str(&url).expect("a valid URL");
+    Some(
+        Store::open_postgres(opts, 4)
+            .await
+            .expect("open the fresh PostgreSQL store"),
+    )
+}
+
+/// Like [`fresh_postgres`], but the URL of the new database, for tests that hand it to a
+/// `mamori` process.
+#[allow(clippy::print_stderr)]
+pub async fn fresh_postgres_url() -> Option<String> {
     let Ok(url) = std::env::var("MAMORI_TEST_POSTGRES_URL") else {
         assert!(
             std::env::var("MAMORI_REQUIRE_POSTGRES").as_deref() != Ok("1"),
@@ -54,10 +66,11 @@ pub async fn fresh_postgres() -> Option<Store> {
         .await
         .expect("create a fresh test database");
     conn.close().await.ok();
-    let store = Store::open_postgres(admin.database(&name), 4)
-        .await
-        .expect("open the fresh PostgreSQL store");
-    Some(store)
+    let base = url.split('?').next().unwrap_or(&url);
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("MAMORI_TEST_POSTGRES_URL names a database");
+    Some(format!("{server}/{name}"))
 }
 
 /// Instantiates each named `async fn(Store)` twice: `sqlite::NAME` always, and
