@@ -22,7 +22,7 @@ impl fmt::Display for Location {
         match (self.index, &self.id) {
             (Some(i), Some(id)) => write!(f, "object {i} ({id})")?,
             (Some(i), None) => write!(f, "object {i}")?,
-            (None, Some(id)) => write!(f, "object {id}")?,
+            (None, Some(id)) => f.write_str(id)?,
             (None, None) => f.write_str("document")?,
         }
         if !self.property.is_empty() {

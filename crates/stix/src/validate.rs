@@ -353,9 +353,12 @@ fn marking_id(v: &Value, property: &str, cx: &Ctx<'_>) -> Result<(), Error> {
     }
 }
 
-/// Every top-level `*_ref` holds an identifier and every `*_refs` a list of them.
+/// Every top-level `*_ref` the specification defines holds an identifier and every
+/// `*_refs` a list of them.
 fn references(o: &Map<String, Value>, cx: &Ctx<'_>) -> Result<(), Error> {
-    for (k, v) in o {
+    // Custom properties (x_…) pass as received: the OASIS validator accepts MITRE
+    // ATT&CK's `x_mitre_data_source_ref: ""`, and so do we.
+    for (k, v) in o.iter().filter(|(k, _)| !k.starts_with("x_")) {
         if k.ends_with("_ref") {
             if v.as_str().is_none_or(|s| StixId::parse(s).is_err()) {
                 return Err(cx.bad(k.as_str(), "an identifier of the form type--UUID", Some(v)));
@@ -612,9 +615,9 @@ mod tests {
             ),
             (
                 Box::new(|o| {
-                    o.insert("x_foo_refs".into(), json!(["nope"]));
+                    o.insert("foo_refs".into(), json!(["nope"]));
                 }),
-                "property `x_foo_refs[0]`",
+                "property `foo_refs[0]`",
             ),
             (
                 Box::new(|o| {
