@@ -45,8 +45,23 @@ pub struct Anonymised {
 struct Scrubber {
     /// Non-empty terms, longest first (so `Acme Power Co.` goes before `Acme`).
     terms: Vec<String>,
+    /// The terms as they would appear in a property name (`acme_power`).
+    key_terms: Vec<String>,
     /// Address blocks given as CIDR text.
     ranges: Vec<(IpAddr, u8)>,
+}
+
+/// `Acme Power Co.` → `acme_power_co`.
+fn key_form(t: &str) -> String {
+    let mut out = String::new();
+    for c in t.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_owned()
 }
 
 impl Scrubber {
@@ -59,7 +74,31 @@ impl Scrubber {
         terms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         terms.dedup();
         let ranges = terms.iter().filter_map(|t| parse_cidr(t)).collect();
-        Scrubber { terms, ranges }
+        // Property names cannot hold spaces or dots: `Acme Power` appears there as
+        // `acme_power`.
+        let mut key_terms: Vec<String> = terms
+            .iter()
+            .map(|t| key_form(t))
+            .filter(|k| k.len() >= 3 && !terms.contains(k))
+            .collect();
+        key_terms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        key_terms.dedup();
+        Scrubber {
+            terms,
+            key_terms,
+            ranges,
+        }
+    }
+
+    /// A property name with every term (and its property-name form) replaced.
+    fn scrub_key(&self, k: &str) -> Option<String> {
+        let mut cur = self.scrub(k, REDACTED_KEY);
+        for t in &self.key_terms {
+            if let Some(r) = replace_ascii_ci(cur.as_deref().unwrap_or(k), t, REDACTED_KEY) {
+                cur = Some(r);
+            }
+        }
+        cur
     }
 
     /// `s` with every term and every in-range address replaced; `None` if unchanged.
@@ -111,7 +150,7 @@ impl Scrubber {
 
     /// Whether `s` still holds anything this scrubber removes.
     fn leaks(&self, s: &str) -> Option<String> {
-        for t in &self.terms {
+        for t in self.terms.iter().chain(&self.key_terms) {
             if replace_ascii_ci(s, t, "").is_some() {
                 return Some(t.clone());
             }
@@ -235,7 +274,7 @@ fn rewrite(
                 let k = if StixId::parse(&k).is_ok() {
                     k // extension-definition ids as keys
                 } else {
-                    s.scrub(&k, REDACTED_KEY).unwrap_or(k)
+                    s.scrub_key(&k).unwrap_or(k)
                 };
                 new.insert(k, x);
             }
