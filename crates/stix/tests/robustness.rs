@@ -2,6 +2,8 @@
 // Tests may unwrap: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+// Only the sample bundle is used here; the relay helpers serve tests/produced.rs.
+#[allow(dead_code)]
 #[path = "common/produced.rs"]
 mod produced;
 
