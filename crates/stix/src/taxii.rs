@@ -278,6 +278,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn envelopes_are_checked_like_bundles() {
+        let ok = br#"{"more": true, "next": "2", "objects": [{"type": "indicator",
+            "spec_version": "2.1", "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f",
+            "created": "2016-04-06T20:03:48.000Z", "modified": "2016-04-06T20:03:48.000Z",
+            "pattern": "[ipv4-addr:value = '198.51.100.1']", "pattern_type": "stix",
+            "valid_from": "2016-01-01T00:00:00Z"}]}"#;
+        let env = parse_envelope(ok, &Limits::default()).unwrap();
+        assert_eq!((env.more, env.next.as_deref()), (Some(true), Some("2")));
+        assert_eq!(env.objects.as_ref().map(Vec::len), Some(1));
+        let bad = br#"{"objects": [{"type": "indicator", "spec_version": "2.1",
+            "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"}]}"#;
+        let e = parse_envelope(bad, &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "object 0 (indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f), property `created`"
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            parse_envelope(b"{}", &Limits::default()).unwrap(),
+            Envelope::default()
+        );
+    }
+
+    #[test]
     fn empty_resources_serialise_as_empty_objects() {
         assert_eq!(
             serde_json::to_string(&Collections::default()).unwrap(),
