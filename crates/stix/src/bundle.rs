@@ -31,7 +31,7 @@ impl Default for Limits {
     }
 }
 
-/// A STIX 2.1 bundle whose every object passed the rules of [`crate::validate`]'s checks
+/// A STIX 2.1 bundle whose every object passed the STIX 2.1 rules
 /// and the TLP marking check. Only [`parse_bundle`] and [`Bundle::new`] make one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bundle {

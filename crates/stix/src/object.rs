@@ -25,7 +25,7 @@ pub const INCIDENT_CORE_EXTENSION_ID: &str =
     "extension-definition--ef765651-680c-498d-9894-99799f2fa126";
 
 /// The common properties (§3.2) every STIX object may carry. Which ones are required
-/// depends on the kind of object; [`crate::bundle`] checks that.
+/// depends on the kind of object; [`crate::parse_bundle`] checks that.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Common {
     /// The object type: `indicator`, `ipv4-addr`, `x-mitre-tactic`…
