@@ -1,0 +1,434 @@
+//! The anonymous relay (PP-12, DESIGN invariant 6; the CEPTOR model): a copy of a bundle
+//! that does not identify the organisation that reported it.
+//!
+//! [`anonymise`] replaces the source's identity objects by the centre's, points every
+//! reference at the source (`created_by_ref`, `where_sighted_refs`, any `*_ref(s)`, at any
+//! depth) at the centre instead, and scrubs the caller's strings — organisation names,
+//! domains, contact details, address ranges — from every string and property name,
+//! recursively, case-insensitively for ASCII. A scrub string that is a CIDR block (e.g.
+//! `198.51.100.0/24`) also redacts every address inside that block written in text.
+//! Observables that *are* a scrubbed value (the source's own domain or address as an
+//! `ipv4-addr` / `domain-name` / `url` / `email-addr` object) are dropped with the
+//! relationships and sightings that point at them, and reported in
+//! [`Anonymised::dropped`].
+//!
+//! Last, the result is serialised and searched: if any scrub string, any address in a
+//! scrubbed block, or any source identity id is still anywhere in it (say, inside an id
+//! or a timestamp, which are not rewritten), [`anonymise`] fails instead of returning a
+//! copy that leaks.
+
+use crate::bundle::Bundle;
+use crate::error::{Error, Location, shorten_str};
+use crate::id::StixId;
+use crate::object::{Identity, StixObject};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+/// What scrubbed text is replaced with.
+pub const REDACTED: &str = "[redacted]";
+/// What a scrubbed property name becomes (property names allow only `[a-z0-9_]`).
+const REDACTED_KEY: &str = "redacted";
+
+/// An anonymised copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anonymised {
+    /// The copy.
+    pub bundle: Bundle,
+    /// Objects left out because they were themselves identifying (source identities are
+    /// replaced, not listed here).
+    pub dropped: Vec<StixId>,
+}
+
+/// The strings to remove, prepared once.
+#[derive(Debug, Clone)]
+struct Scrubber {
+    /// Non-empty terms, longest first (so `Acme Power Co.` goes before `Acme`).
+    terms: Vec<String>,
+    /// The terms as they would appear in a property name (`acme_power`).
+    key_terms: Vec<String>,
+    /// Address blocks given as CIDR text.
+    ranges: Vec<(IpAddr, u8)>,
+}
+
+/// `Acme Power Co.` → `acme_power_co`.
+fn key_form(t: &str) -> String {
+    let mut out = String::new();
+    for c in t.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_owned()
+}
+
+impl Scrubber {
+    fn new(scrub: &[&str]) -> Scrubber {
+        let mut terms: Vec<String> = scrub
+            .iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        terms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        terms.dedup();
+        let ranges = terms.iter().filter_map(|t| parse_cidr(t)).collect();
+        // Property names cannot hold spaces or dots: `Acme Power` appears there as
+        // `acme_power`.
+        let mut key_terms: Vec<String> = terms
+            .iter()
+            .map(|t| key_form(t))
+            .filter(|k| k.len() >= 3 && !terms.contains(k))
+            .collect();
+        key_terms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        key_terms.dedup();
+        Scrubber {
+            terms,
+            key_terms,
+            ranges,
+        }
+    }
+
+    /// A property name with every term (and its property-name form) replaced.
+    fn scrub_key(&self, k: &str) -> Option<String> {
+        let mut cur = self.scrub(k, REDACTED_KEY);
+        for t in &self.key_terms {
+            if let Some(r) = replace_ascii_ci(cur.as_deref().unwrap_or(k), t, REDACTED_KEY) {
+                cur = Some(r);
+            }
+        }
+        cur
+    }
+
+    /// `s` with every term and every in-range address replaced; `None` if unchanged.
+    fn scrub(&self, s: &str, with: &str) -> Option<String> {
+        let mut cur: Option<String> = None;
+        for t in &self.terms {
+            let base = cur.as_deref().unwrap_or(s);
+            if let Some(r) = replace_ascii_ci(base, t, with) {
+                cur = Some(r);
+            }
+        }
+        if !self.ranges.is_empty() {
+            let base = cur.as_deref().unwrap_or(s);
+            if let Some(r) = self.redact_addresses(base, with) {
+                cur = Some(r);
+            }
+        }
+        cur
+    }
+
+    fn in_range(&self, a: IpAddr) -> bool {
+        self.ranges.iter().any(|(net, len)| contains(*net, *len, a))
+    }
+
+    fn redact_addresses(&self, s: &str, with: &str) -> Option<String> {
+        let is_addr_char = |c: char| c.is_ascii_hexdigit() || c == '.' || c == ':';
+        let mut out = String::with_capacity(s.len());
+        let mut hit = false;
+        let mut rest = s;
+        while let Some(start) = rest.find(is_addr_char) {
+            let (before, tail) = rest.split_at(start);
+            out.push_str(before);
+            let len = tail.find(|c: char| !is_addr_char(c)).unwrap_or(tail.len());
+            let (run, after) = tail.split_at(len);
+            let trimmed = run.trim_end_matches('.');
+            let addr = trimmed.parse::<IpAddr>().ok().filter(|a| self.in_range(*a));
+            if addr.is_some() {
+                out.push_str(with);
+                out.push_str(run.get(trimmed.len()..).unwrap_or_default());
+                hit = true;
+            } else {
+                out.push_str(run);
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        hit.then_some(out)
+    }
+
+    /// Whether `s` still holds anything this scrubber removes.
+    fn leaks(&self, s: &str) -> Option<String> {
+        for t in self.terms.iter().chain(&self.key_terms) {
+            if replace_ascii_ci(s, t, "").is_some() {
+                return Some(t.clone());
+            }
+        }
+        if !self.ranges.is_empty() && self.redact_addresses(s, "").is_some() {
+            return Some("an address in a scrubbed range".to_owned());
+        }
+        None
+    }
+}
+
+/// Replaces every ASCII-case-insensitive occurrence of `term` in `s`.
+fn replace_ascii_ci(s: &str, term: &str, with: &str) -> Option<String> {
+    let (sb, tb) = (s.as_bytes(), term.as_bytes());
+    if tb.is_empty() || tb.len() > sb.len() {
+        return None;
+    }
+    let mut out = String::new();
+    let (mut i, mut last, mut hit) = (0, 0, false);
+    while i + tb.len() <= sb.len() {
+        let window = sb.get(i..i + tb.len()).unwrap_or_default();
+        // A match of a whole UTF-8 term starts and ends on character boundaries, so the
+        // `get`s below cannot fail; if they ever did, the text is left as it was.
+        if window.eq_ignore_ascii_case(tb)
+            && let Some(before) = s.get(last..i)
+        {
+            out.push_str(before);
+            out.push_str(with);
+            i += tb.len();
+            last = i;
+            hit = true;
+            continue;
+        }
+        i += 1;
+    }
+    if !hit {
+        return None;
+    }
+    out.push_str(s.get(last..).unwrap_or_default());
+    Some(out)
+}
+
+fn parse_cidr(t: &str) -> Option<(IpAddr, u8)> {
+    let (a, p) = t.split_once('/')?;
+    let a: IpAddr = a.parse().ok()?;
+    let p: u8 = p.parse().ok()?;
+    let max = if a.is_ipv4() { 32 } else { 128 };
+    (p <= max).then_some((a, p))
+}
+
+fn contains(net: IpAddr, len: u8, a: IpAddr) -> bool {
+    match (net, a) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let m = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            u32::from(n) & m == u32::from(a) & m
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let m = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            u128::from(n) & m == u128::from(a) & m
+        }
+        _ => false,
+    }
+}
+
+/// Properties whose values are structure, not text: never scrubbed (the final search
+/// still covers them).
+fn structural(key: &str) -> bool {
+    matches!(key, "id" | "type" | "spec_version" | "created" | "modified")
+        || key.ends_with("_ref")
+        || key.ends_with("_refs")
+}
+
+/// Rewrites references and scrubs text, recursively.
+fn rewrite(
+    v: &mut Value,
+    key: Option<&str>,
+    source: &BTreeSet<&str>,
+    centre: &str,
+    dropped: &BTreeSet<String>,
+    s: &Scrubber,
+) {
+    let is_ref = key.is_some_and(|k| k.ends_with("_ref") || k.ends_with("_refs"));
+    match v {
+        Value::String(text) if is_ref && source.contains(text.as_str()) => {
+            *text = centre.to_owned();
+        }
+        Value::String(text) => {
+            if !key.is_some_and(structural)
+                && let Some(r) = s.scrub(text, REDACTED)
+            {
+                *text = r;
+            }
+        }
+        Value::Array(items) if is_ref => {
+            let mut seen = BTreeSet::new();
+            items.retain_mut(|x| {
+                if let Value::String(t) = x {
+                    if source.contains(t.as_str()) {
+                        *t = centre.to_owned();
+                    }
+                    !dropped.contains(t.as_str()) && seen.insert(t.clone())
+                } else {
+                    true
+                }
+            });
+        }
+        Value::Array(items) => {
+            for x in items {
+                rewrite(x, key, source, centre, dropped, s);
+            }
+        }
+        Value::Object(m) => {
+            let old = std::mem::take(m);
+            let mut new = Map::new();
+            for (k, mut x) in old {
+                // A single reference to a dropped observable goes with it.
+                if k.ends_with("_ref") && x.as_str().is_some_and(|t| dropped.contains(t)) {
+                    continue;
+                }
+                rewrite(&mut x, Some(&k), source, centre, dropped, s);
+                let k = if StixId::parse(&k).is_ok() {
+                    k // extension-definition ids as keys
+                } else {
+                    s.scrub_key(&k).unwrap_or(k)
+                };
+                new.insert(k, x);
+            }
+            *m = new;
+        }
+        _ => {}
+    }
+}
+
+/// Makes the anonymised copy of `bundle` for redistribution.
+///
+/// `source` are the reporting organisation's identity ids, `centre` the centre's identity
+/// object that takes their place, `scrub` the strings to remove, and `bundle_id` the new
+/// bundle's id (the original's id would link the copy to the submission).
+pub fn anonymise(
+    bundle: &Bundle,
+    source: &[StixId],
+    centre: &Identity,
+    scrub: &[&str],
+    bundle_id: StixId,
+) -> Result<Anonymised, Error> {
+    let scrubber = Scrubber::new(scrub);
+    let source_ids: BTreeSet<&str> = source.iter().map(StixId::as_str).collect();
+    let centre_id = centre.common.id.as_str();
+
+    // 1. Observables that are themselves identifying, and what points at them.
+    let mut dropped: BTreeSet<String> = BTreeSet::new();
+    for o in bundle.objects() {
+        let value = match o {
+            StixObject::Ipv4Addr(a) | StixObject::Ipv6Addr(a) => Some(a.value.as_str()),
+            StixObject::DomainName(d) => Some(d.value.as_str()),
+            StixObject::Url(u) => Some(u.value.as_str()),
+            StixObject::Other(x) if x.common.object_type == "email-addr" => {
+                x.extra.get("value").and_then(Value::as_str)
+            }
+            _ => None,
+        };
+        if value.is_some_and(|v| {
+            scrubber.leaks(v).is_some() || scrubber.leaks(&v.replace("/32", "")).is_some()
+        }) {
+            dropped.insert(o.id().to_string());
+        }
+    }
+    for o in bundle.objects() {
+        let points_at_dropped = match o {
+            StixObject::Relationship(r) => {
+                dropped.contains(r.source_ref.as_str()) || dropped.contains(r.target_ref.as_str())
+            }
+            StixObject::Sighting(s) => dropped.contains(s.sighting_of_ref.as_str()),
+            _ => false,
+        };
+        if points_at_dropped {
+            dropped.insert(o.id().to_string());
+        }
+    }
+
+    // 2. Rewrite every remaining object; the centre's identity takes the place of the
+    //    first source identity.
+    let centre_value = serde_json::to_value(centre).map_err(Error::Serialise)?;
+    let mut out: Vec<Value> = Vec::with_capacity(bundle.objects().len());
+    let mut centre_placed = bundle
+        .objects()
+        .iter()
+        .any(|o| o.id().as_str() == centre_id);
+    for o in bundle.objects() {
+        let id = o.id().as_str();
+        if source_ids.contains(id) {
+            if !centre_placed {
+                out.push(centre_value.clone());
+                centre_placed = true;
+            }
+            continue;
+        }
+        if dropped.contains(id) {
+            continue;
+        }
+        let mut v = o.to_value().map_err(Error::Serialise)?;
+        rewrite(&mut v, None, &source_ids, centre_id, &dropped, &scrubber);
+        out.push(v);
+    }
+    let uses_centre = out.iter().any(|v| v.to_string().contains(centre_id));
+    if uses_centre && !centre_placed {
+        out.insert(0, centre_value);
+    }
+
+    // 3. Back to typed, checked objects.
+    let objects = out
+        .into_iter()
+        .map(StixObject::from_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Error::invalid(
+                Location {
+                    index: None,
+                    id: None,
+                    property: String::new(),
+                },
+                format!("an anonymised object that still has valid properties ({e})"),
+                None,
+            )
+        })?;
+    let result = Bundle::new(bundle_id, objects)?;
+
+    // 4. Search the serialised copy for anything that should be gone.
+    let text = String::from_utf8(result.to_json()?).unwrap_or_default();
+    let leak = scrubber.leaks(&text).or_else(|| {
+        source_ids
+            .iter()
+            .find(|id| text.contains(**id))
+            .map(|id| (*id).to_owned())
+    });
+    if let Some(what) = leak {
+        return Err(Error::AnonymisationIncomplete {
+            remaining: shorten_str(&what),
+        });
+    }
+    Ok(Anonymised {
+        bundle: result,
+        dropped: dropped
+            .into_iter()
+            .filter_map(|d| StixId::parse(&d).ok())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacing_is_ascii_case_insensitive_and_utf8_safe() {
+        assert_eq!(
+            replace_ascii_ci("Call ACME power, acme Power!", "acme power", "X").as_deref(),
+            Some("Call X, X!")
+        );
+        assert_eq!(
+            replace_ascii_ci("東京電力の報告", "東京電力", "X").as_deref(),
+            Some("Xの報告")
+        );
+        assert_eq!(replace_ascii_ci("nothing", "acme", "X"), None);
+        assert_eq!(replace_ascii_ci("a", "", "X"), None);
+    }
+
+    #[test]
+    fn addresses_in_scrubbed_ranges_are_redacted() {
+        let s = Scrubber::new(&["198.51.100.0/24", "2001:db8:42::/48"]);
+        assert_eq!(
+            s.scrub(
+                "seen from 198.51.100.23. and 203.0.113.9, 2001:db8:42::7",
+                "X"
+            )
+            .as_deref(),
+            Some("seen from X. and 203.0.113.9, X")
+        );
+        assert_eq!(s.scrub("hash deadbeef 10.0.0.1", "X"), None);
+    }
+}
