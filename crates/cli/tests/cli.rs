@@ -65,6 +65,8 @@ fn every_command_describes_itself_in_one_line() {
         "admin token issue",
         "admin token revoke",
         "config show",
+        "audit verify",
+        "audit report",
     ] {
         assert!(
             names.iter().any(|n| n == expected),
@@ -144,6 +146,46 @@ fn init_then_admin_then_refuse_a_second_init() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("coordination centre"));
     let unknown = add(&["admin", "org", "add", "--kind", "bank", "--name", "Y"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("expected one of operator, carrier"));
+    // Transparency figures: the first admin token is a recorded act; a bad period is refused.
+    let report = add(&[
+        "--json",
+        "audit",
+        "report",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2100-01-01T00:00:00Z",
+    ]);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["counts"]["token_issued"], 1, "{report}");
+    assert_eq!(report["counts"]["deletion"], 0);
+    assert_eq!(
+        report["from"], "1999-12-31T15:00:00.000Z",
+        "a date means 00:00 JST"
+    );
+    let bad = add(&[
+        "audit",
+        "report",
+        "--from",
+        "2030-01-01",
+        "--to",
+        "2020-01-01",
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--from must be before --to"));
+    let bad = add(&[
+        "audit",
+        "report",
+        "--from",
+        "yesterday",
+        "--to",
+        "2020-01-01",
+    ]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("neither an RFC 3339 time nor a date"));
     let listed = add(&["admin", "org", "list"]);
     let text = String::from_utf8(listed.stdout).unwrap();
     assert!(

@@ -21,8 +21,16 @@ use std::time::{Duration, Instant};
 fn entry(i: u64) -> Entry {
     Entry::new(
         from_millis(1_790_000_000_000 + i as i64).unwrap(),
-        Actor { org: None, user: Some(UserId(7)), name: "analyst-7".into() },
-        Act::Approval { subject: format!("measure:{i}"), decision: Decision::Approved, reason: "necessary and proportionate".into() },
+        Actor {
+            org: None,
+            user: Some(UserId(7)),
+            name: "analyst-7".into(),
+        },
+        Act::Approval {
+            subject: format!("measure:{i}"),
+            decision: Decision::Approved,
+            reason: "necessary and proportionate".into(),
+        },
     )
 }
 
@@ -46,8 +54,15 @@ async fn size(store: &Store) -> u64 {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let target: u64 = std::env::var("MAMORI_BENCH_LEDGER_SIZE").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let target: u64 = std::env::var("MAMORI_BENCH_LEDGER_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let mut stores: Vec<(&str, Store, Option<tempfile::TempDir>)> = Vec::new();
     let (sqlite, dir) = rt.block_on(mamori_store::testing::fresh_sqlite());
     stores.push(("sqlite", sqlite, Some(dir)));
@@ -66,7 +81,9 @@ fn bench(c: &mut Criterion) {
         let n = rt.block_on(size(store));
         let inc = InclusionPlan::new(n / 3, n).unwrap().nodes().len();
         let con = ConsistencyPlan::new(n / 3, n).unwrap().nodes().len();
-        println!("{name}: at {n} entries an inclusion proof reads {inc} stored nodes, a consistency proof {con}");
+        println!(
+            "{name}: at {n} entries an inclusion proof reads {inc} stored nodes, a consistency proof {con}"
+        );
 
         let mut g = c.benchmark_group(format!("ledger/{name}"));
         g.sample_size(20).measurement_time(Duration::from_secs(8));
@@ -83,7 +100,9 @@ fn bench(c: &mut Criterion) {
                     let start = Instant::now();
                     for _ in 0..iters {
                         let mut tx = store.begin().await.unwrap();
-                        mamori_oversight::inclusion_proof(&mut tx, next() % n, n).await.unwrap();
+                        mamori_oversight::inclusion_proof(&mut tx, next() % n, n)
+                            .await
+                            .unwrap();
                         tx.commit().await.unwrap();
                     }
                     start.elapsed()
@@ -96,7 +115,9 @@ fn bench(c: &mut Criterion) {
                     let start = Instant::now();
                     for _ in 0..iters {
                         let mut tx = store.begin().await.unwrap();
-                        mamori_oversight::consistency_proof(&mut tx, 1 + next() % (n - 1), n).await.unwrap();
+                        mamori_oversight::consistency_proof(&mut tx, 1 + next() % (n - 1), n)
+                            .await
+                            .unwrap();
                         tx.commit().await.unwrap();
                     }
                     start.elapsed()
