@@ -99,7 +99,7 @@ fn bench(c: &mut Criterion) {
                 rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let mut tx = store.begin().await.unwrap();
+                        let mut tx = store.begin_read().await.unwrap();
                         mamori_oversight::inclusion_proof(&mut tx, next() % n, n)
                             .await
                             .unwrap();
@@ -114,7 +114,7 @@ fn bench(c: &mut Criterion) {
                 rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let mut tx = store.begin().await.unwrap();
+                        let mut tx = store.begin_read().await.unwrap();
                         mamori_oversight::consistency_proof(&mut tx, 1 + next() % (n - 1), n)
                             .await
                             .unwrap();

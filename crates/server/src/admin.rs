@@ -81,7 +81,7 @@ pub(crate) async fn list_orgs(
     caller: Caller,
 ) -> Result<Json<Vec<Org>>, ApiError> {
     caller.require(ADMIN, "listing organisations")?;
-    let mut tx = s.store.begin().await?;
+    let mut tx = s.store.begin_read().await?;
     let orgs = tx.orgs().await?;
     tx.commit().await?;
     Ok(Json(orgs))
@@ -121,7 +121,7 @@ pub(crate) async fn list_users(
     caller: Caller,
 ) -> Result<Json<Vec<User>>, ApiError> {
     caller.require(ADMIN, "listing users")?;
-    let mut tx = s.store.begin().await?;
+    let mut tx = s.store.begin_read().await?;
     let users = tx.users().await?;
     tx.commit().await?;
     Ok(Json(users))
@@ -163,7 +163,7 @@ pub(crate) async fn list_tokens(
     ApiQuery(filter): ApiQuery<TokenFilter>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     caller.require(ADMIN, "listing tokens")?;
-    let mut tx = s.store.begin().await?;
+    let mut tx = s.store.begin_read().await?;
     let tokens = tx.tokens(filter.user).await?;
     tx.commit().await?;
     Ok(Json(tokens))

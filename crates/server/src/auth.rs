@@ -35,7 +35,7 @@ impl FromRequestParts<AppState> for Caller {
                 )
             })?;
         let now = state.clock.now();
-        let mut tx = state.store.begin().await?;
+        let mut tx = state.store.begin_read().await?;
         let principal = tx.authenticate(token, now).await?;
         tx.commit().await?;
         Ok(Caller(principal))

@@ -94,7 +94,7 @@ pub(crate) async fn entries(
     ApiQuery(range): ApiQuery<EntryRange>,
 ) -> Result<Json<EntryPage>, ApiError> {
     caller.require(OVERSEER, "reading the ledger")?;
-    let mut tx = s.store.begin().await?;
+    let mut tx = s.store.begin_read().await?;
     let size = tx.ledger_size().await?;
     let end = range.end.unwrap_or(size).min(size);
     if range.start > end {
@@ -172,7 +172,7 @@ pub(crate) async fn inclusion(
     ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> Result<Json<ProofOut>, ApiError> {
     caller.require(OVERSEER, "reading ledger proofs")?;
-    let mut tx = s.store.begin().await?;
+    let mut tx = s.store.begin_read().await?;
     let proof = mamori_oversight::inclusion_proof(&mut tx, q.index, q.size).await?;
     tx.commit().await?;
     Ok(Json(ProofOut {
@@ -189,7 +189,7 @@ pub(crate) async fn consistency(
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<ProofOut>, ApiError> {
     caller.require(OVERSEER, "reading ledger proofs")?;
-    let mut tx = s.store.begin().await?;
+    let mut tx = s.store.begin_read().await?;
     let proof = mamori_oversight::consistency_proof(&mut tx, q.from, q.to).await?;
     tx.commit().await?;
     Ok(Json(ProofOut {

@@ -194,6 +194,29 @@ impl Store {
         Ok(Tx { inner })
     }
 
+    /// Begins a read-only transaction: on SQLite a deferred one that takes no write lock, so
+    /// reads (every request's token check among them) run beside a writer; on PostgreSQL
+    /// `READ ONLY`, so a write through it is refused.
+    pub async fn begin_read(&self) -> Result<Tx> {
+        let inner = match &self.pool {
+            Pool::Sqlite(p) => {
+                TxInner::Sqlite(p.begin().await.map_err(|source| StoreError::Db {
+                    op: "begin",
+                    source,
+                })?)
+            }
+            Pool::Postgres(p) => {
+                TxInner::Postgres(p.begin_with("BEGIN READ ONLY").await.map_err(|source| {
+                    StoreError::Db {
+                        op: "begin",
+                        source,
+                    }
+                })?)
+            }
+        };
+        Ok(Tx { inner })
+    }
+
     /// Checks that the database answers (for `/healthz`).
     pub async fn ping(&self) -> Result<()> {
         let r = match &self.pool {

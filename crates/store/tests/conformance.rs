@@ -276,7 +276,26 @@ async fn concurrent_writers_do_not_fail(store: Store) {
     store.ping().await.unwrap();
 }
 
+async fn readers_do_not_wait_for_a_writer(store: Store) {
+    let mut writer = store.begin().await.unwrap();
+    writer.create_org(&operator("Pending"), t0()).await.unwrap();
+    // While the write is open, a reader sees the committed state at once (no lock wait).
+    let read = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let mut r = store.begin_read().await.unwrap();
+        let n = r.orgs().await.unwrap().len();
+        r.commit().await.unwrap();
+        n
+    })
+    .await
+    .expect("a reader must not wait for the writer");
+    assert_eq!(read, 0);
+    writer.commit().await.unwrap();
+    let mut r = store.begin_read().await.unwrap();
+    assert_eq!(r.orgs().await.unwrap().len(), 1);
+}
+
 store_test_suite!(
+    readers_do_not_wait_for_a_writer,
     org_round_trip,
     duplicate_and_bad_names_are_refused_without_change,
     users_fit_their_organisation,
