@@ -153,6 +153,8 @@ enum Kind {
     SamplingInterval,
     PacketInterval,
     PacketSpace,
+    SamplingSize,
+    SamplingPopulation,
     SamplerId,
     /// Options scope: the interface the option record describes.
     ScopeInterface,
@@ -199,6 +201,8 @@ fn kind_of(ie: u16, pen: u32, len: u16) -> Kind {
         (0, 177 | 179) => Kind::IcmpCode,
         (0, 305) => Kind::PacketInterval,
         (0, 306) => Kind::PacketSpace,
+        (0, 309) => Kind::SamplingSize,
+        (0, 310) => Kind::SamplingPopulation,
         (PEN_REVERSE, 1) => Kind::RevBytes,
         (PEN_REVERSE, 2) => Kind::RevPackets,
         _ => Kind::Skip,
@@ -230,6 +234,8 @@ struct Scratch<'a> {
     sampling: u32,
     packet_interval: u64,
     packet_space: u64,
+    sampling_size: u64,
+    sampling_population: u64,
     sampler_id: Option<u64>,
     icmp_set: bool,
     scope_interface: Option<u32>,
@@ -319,6 +325,8 @@ fn apply<'a>(kind: Kind, b: &'a [u8], s: &mut Scratch<'a>) {
         Kind::SamplingInterval => s.sampling = be_uint(b) as u32,
         Kind::PacketInterval => s.packet_interval = be_uint(b),
         Kind::PacketSpace => s.packet_space = be_uint(b),
+        Kind::SamplingSize => s.sampling_size = be_uint(b),
+        Kind::SamplingPopulation => s.sampling_population = be_uint(b),
         Kind::SamplerId => s.sampler_id = Some(be_uint(b)),
         Kind::ScopeInterface => s.scope_interface = Some(be_uint(b) as u32),
         Kind::InterfaceName => s.interface_name = b,
@@ -971,10 +979,18 @@ fn decode_data(
 
 /// A sampling rate carried in the record itself: `samplingInterval` /
 /// `samplerRandomInterval`, or `(samplingPacketInterval + samplingPacketSpace) /
-/// samplingPacketInterval` (RFC 5477).
+/// samplingPacketInterval` (RFC 5477 systematic count-based), or `samplingPopulation /
+/// samplingSize` (random n-out-of-N).
 fn explicit_rate(s: &Scratch<'_>) -> Option<u32> {
     if s.sampling > 0 {
         return Some(s.sampling);
+    }
+    if let Some(rate) = s
+        .sampling_population
+        .checked_div(s.sampling_size)
+        .filter(|r| *r > 0)
+    {
+        return Some(u32::try_from(rate).unwrap_or(u32::MAX));
     }
     let rate = s
         .packet_interval

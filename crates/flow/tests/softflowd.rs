@@ -6,7 +6,9 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use mamori_flow::{Datagram, DatagramDecoder, Direction, ExportDecoder, FlowBatch, FlowRecord, FlowSource};
+use mamori_flow::{
+    Datagram, DatagramDecoder, Direction, ExportDecoder, FlowBatch, FlowRecord, FlowSource,
+};
 
 const DIR: &str = "netflow/derived-softflowd-from-test-cc-capture-1";
 
@@ -28,7 +30,10 @@ struct Row {
 
 fn nfdump_rows() -> Option<(Vec<Row>, Vec<u8>)> {
     let path = common::test_data(&format!("{DIR}/nfdump-from-v9.csv"))?;
-    let mut csv = csv::ReaderBuilder::new().flexible(true).from_path(path).unwrap();
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(path)
+        .unwrap();
     let headers = csv.headers().unwrap().clone();
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
     let (ts, te, td, sa, da, sp, dp, pr, flg, ipkt, ibyt, dir) = (
@@ -91,7 +96,12 @@ fn utc(ms: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Inverse of [`utc`].
@@ -158,32 +168,57 @@ fn check(file: &str, source: FlowSource) {
         // Same export as nfdump read: identical to the second.
         let got = multiset(batch.records.iter().map(row_of));
         let want = multiset(expected.iter().cloned());
-        let missing: Vec<_> = want.iter().filter(|(k, n)| got.get(*k) != Some(n)).take(3).collect();
-        assert!(missing.is_empty(), "{file}: nfdump rows not decoded identically, e.g. {missing:#?}");
+        let missing: Vec<_> = want
+            .iter()
+            .filter(|(k, n)| got.get(*k) != Some(n))
+            .take(3)
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{file}: nfdump rows not decoded identically, e.g. {missing:#?}"
+        );
     } else {
         // nfdump's times come from the v9 export, whose header carries whole seconds only,
         // so they sit up to 1 s before the true time; v5 (unix_nsecs) and IPFIX (-A milli,
         // IE 152/153) carry milliseconds. Compare every other field exactly, and the start
         // time within that second of header resolution (plus nfdump's truncation), and
         // the duration within 1 ms (start and end are each rounded to ms by the exporter).
-        let untimed = |r: &Row| Row { ts: String::new(), te: String::new(), duration_ms: 0, ..r.clone() };
+        let untimed = |r: &Row| Row {
+            ts: String::new(),
+            te: String::new(),
+            duration_ms: 0,
+            ..r.clone()
+        };
         let mut ours: BTreeMap<Row, Vec<(i64, i64)>> = BTreeMap::new();
         for r in &batch.records {
-            ours.entry(untimed(&row_of(r))).or_default().push((r.start_ms, r.end_ms - r.start_ms));
+            ours.entry(untimed(&row_of(r)))
+                .or_default()
+                .push((r.start_ms, r.end_ms - r.start_ms));
         }
         let mut theirs: BTreeMap<Row, Vec<(i64, i64)>> = BTreeMap::new();
         for r in &expected {
-            theirs.entry(untimed(r)).or_default().push((parse_utc(&r.ts), r.duration_ms));
+            theirs
+                .entry(untimed(r))
+                .or_default()
+                .push((parse_utc(&r.ts), r.duration_ms));
         }
         assert_eq!(ours.len(), theirs.len(), "{file}: distinct flows");
         for (key, mut want) in theirs {
-            let mut got = ours.remove(&key).unwrap_or_else(|| panic!("{file}: not decoded: {key:#?}"));
+            let mut got = ours
+                .remove(&key)
+                .unwrap_or_else(|| panic!("{file}: not decoded: {key:#?}"));
             assert_eq!(got.len(), want.len(), "{file}: {key:#?}");
             got.sort_unstable();
             want.sort_unstable();
             for ((g, gd), (w, wd)) in got.iter().zip(&want) {
-                assert!((0..2000).contains(&(g - w)), "{file}: start {g} vs nfdump {w} for {key:#?}");
-                assert!((gd - wd).abs() <= 1, "{file}: duration {gd} vs nfdump {wd} for {key:#?}");
+                assert!(
+                    (0..2000).contains(&(g - w)),
+                    "{file}: start {g} vs nfdump {w} for {key:#?}"
+                );
+                assert!(
+                    (gd - wd).abs() <= 1,
+                    "{file}: duration {gd} vs nfdump {wd} for {key:#?}"
+                );
             }
         }
     }
@@ -210,4 +245,3 @@ fn ipfix_export_matches_nfdump_record_for_record() {
 fn v5_export_matches_nfdump_record_for_record() {
     check("softflowd-netflow-v5-export.pcap", FlowSource::NetflowV5);
 }
-

@@ -16,9 +16,15 @@ pub fn test_data(rel: &str) -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var("MAMORI_REQUIRE_TEST_DATA").as_deref() == Ok("1") {
-        panic!("test data {} not found (MAMORI_REQUIRE_TEST_DATA=1; set MAMORI_TEST_DATA)", path.display());
+        panic!(
+            "test data {} not found (MAMORI_REQUIRE_TEST_DATA=1; set MAMORI_TEST_DATA)",
+            path.display()
+        );
     }
-    println!("skipping: {} not found (set MAMORI_TEST_DATA)", path.display());
+    println!(
+        "skipping: {} not found (set MAMORI_TEST_DATA)",
+        path.display()
+    );
     None
 }
 
@@ -40,10 +46,15 @@ fn u16be(b: &[u8], at: usize) -> u16 {
 /// framing; IPv4 fragments are reassembled (exports bigger than the MTU are fragmented).
 pub fn udp_datagrams(path: &std::path::Path) -> Vec<Udp> {
     let data = std::fs::read(path).expect("read pcap");
-    assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "classic LE µs pcap expected");
+    assert_eq!(
+        &data[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "classic LE µs pcap expected"
+    );
     let linktype = u32::from_le_bytes(data[20..24].try_into().unwrap());
     let mut out = Vec::new();
-    let mut frags: std::collections::HashMap<(IpAddr, u16), Vec<(usize, Vec<u8>, bool)>> = Default::default();
+    let mut frags: std::collections::HashMap<(IpAddr, u16), Vec<(usize, Vec<u8>, bool)>> =
+        Default::default();
     let mut at = 24;
     while at + 16 <= data.len() {
         let sec = u32::from_le_bytes(data[at..at + 4].try_into().unwrap());
@@ -78,7 +89,9 @@ pub fn udp_datagrams(path: &std::path::Path) -> Vec<Udp> {
                     let key = (src, u16be(ip, 4));
                     let parts = frags.entry(key).or_default();
                     parts.push((offset, body, more));
-                    let Some(last) = parts.iter().find(|p| !p.2) else { continue };
+                    let Some(last) = parts.iter().find(|p| !p.2) else {
+                        continue;
+                    };
                     let len = last.0 + last.1.len();
                     let have: usize = parts.iter().map(|p| p.1.len()).sum();
                     if have < len {
