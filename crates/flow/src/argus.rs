@@ -141,6 +141,23 @@ fn line(row: &csv::ByteRecord, c: &Columns) -> Result<FlowRecord, Anomaly> {
         }
     };
     let proto = get(c.proto).unwrap_or_default();
+    if [
+        &b"arp"[..],
+        b"rarp",
+        b"llc",
+        b"man",
+        b"stp",
+        b"lldp",
+        b"ipx",
+    ]
+    .iter()
+    .any(|p| proto.eq_ignore_ascii_case(p))
+    {
+        // ARP "flows" carry IP addresses but are link-layer; management records are not flows.
+        return Err(Anomaly::NotIpFlow {
+            what: "non-IP argus record",
+        });
+    }
     let src = get(c.src).and_then(text::ip);
     let dst = get(c.dst).and_then(text::ip);
     let protocol = text::protocol(proto);
