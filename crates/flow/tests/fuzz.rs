@@ -2,6 +2,7 @@
 //! ../shared/data and run bounded in `cargo test` (STYLE principle 11): mutated,
 //! truncated, oversized-length, zero-length-template and looping inputs must never panic,
 //! and what a decoder keeps stays bounded by its input and its limits.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap on test-data errors
 
 mod common;
 

@@ -8,6 +8,7 @@
 //! `nfacctd_renormalize: true`, our counters are multiplied by the decoded sampling rate.
 //! `peer_ip_src` is not compared: pmacct's test harness replays the datagrams from its own
 //! container address, not the capture's.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap on test-data errors
 
 mod common;
 

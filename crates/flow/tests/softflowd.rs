@@ -1,6 +1,7 @@
 //! softflowd's v5, v9 and IPFIX exports of one capture, decoded and compared record for
 //! record with nfdump's CSV of the same flows (made by Debian softflowd 1.1.0 → nfcapd
 //! 1.7.1 → `nfdump -o csv`; see ../shared/data/netflow/EXPORTER_COLLECTOR_COMMANDS.md).
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap on test-data errors
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Zeek `conn.log` (TSV and JSON) and Argus `binetflow` files from Stratosphere: every data
 //! line becomes exactly one record or one counted anomaly, and the records carry what the
 //! line says.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap on test-data errors
 
 mod common;
 

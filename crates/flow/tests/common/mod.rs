@@ -1,6 +1,13 @@
 //! Helpers shared by the behaviour tests: where the third-party data lives, and a tiny
 //! classic-pcap reader that yields the UDP datagrams of export captures.
-#![allow(dead_code, unreachable_pub, clippy::indexing_slicing)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::type_complexity
+)]
 
 use std::net::IpAddr;
 use std::path::PathBuf;
