@@ -129,6 +129,9 @@ enum Kind {
     TcpFlags,
     InIf,
     OutIf,
+    /// `ingressPhysicalInterface` / `egressPhysicalInterface`: used when 10/14 are absent.
+    InIfPhysical,
+    OutIfPhysical,
     Bytes,
     Packets,
     BytesTotal,
@@ -199,6 +202,8 @@ fn kind_of(ie: u16, pen: u32, len: u16) -> Kind {
         (0, 160) => Kind::SystemInitMs,
         (0, 176 | 178) => Kind::IcmpType,
         (0, 177 | 179) => Kind::IcmpCode,
+        (0, 252) => Kind::InIfPhysical,
+        (0, 253) => Kind::OutIfPhysical,
         (0, 305) => Kind::PacketInterval,
         (0, 306) => Kind::PacketSpace,
         (0, 309) => Kind::SamplingSize,
@@ -251,30 +256,39 @@ fn ntp_to_ms(v: u64) -> i64 {
 }
 
 #[inline]
+fn set_addr(slot: &mut IpAddr, value: IpAddr) {
+    if !value.is_unspecified() || slot.is_unspecified() {
+        *slot = value;
+    }
+}
+
+#[inline]
 fn apply<'a>(kind: Kind, b: &'a [u8], s: &mut Scratch<'a>) {
     // Truncating casts below are deliberate: a field wider than its record slot keeps
     // its low bits, which is what reduced-size-encoding readers do.
     #[allow(clippy::cast_possible_truncation)]
     match kind {
         Kind::Skip => {}
+        // Templates that carry both IPv4 and IPv6 address fields fill the unused family
+        // with zeros: an all-zero address never replaces one already read.
         Kind::SrcV4 => {
             if let Some(a) = b.first_chunk::<4>() {
-                s.rec.src_addr = IpAddr::V4(Ipv4Addr::from(*a));
+                set_addr(&mut s.rec.src_addr, IpAddr::V4(Ipv4Addr::from(*a)));
             }
         }
         Kind::DstV4 => {
             if let Some(a) = b.first_chunk::<4>() {
-                s.rec.dst_addr = IpAddr::V4(Ipv4Addr::from(*a));
+                set_addr(&mut s.rec.dst_addr, IpAddr::V4(Ipv4Addr::from(*a)));
             }
         }
         Kind::SrcV6 => {
             if let Some(a) = b.first_chunk::<16>() {
-                s.rec.src_addr = IpAddr::V6(Ipv6Addr::from(*a));
+                set_addr(&mut s.rec.src_addr, IpAddr::V6(Ipv6Addr::from(*a)));
             }
         }
         Kind::DstV6 => {
             if let Some(a) = b.first_chunk::<16>() {
-                s.rec.dst_addr = IpAddr::V6(Ipv6Addr::from(*a));
+                set_addr(&mut s.rec.dst_addr, IpAddr::V6(Ipv6Addr::from(*a)));
             }
         }
         Kind::SrcPort => s.rec.src_port = be_uint(b) as u16,
@@ -284,6 +298,16 @@ fn apply<'a>(kind: Kind, b: &'a [u8], s: &mut Scratch<'a>) {
         Kind::TcpFlags => s.rec.tcp_flags = be_uint(b) as u8,
         Kind::InIf => s.rec.input_if = be_uint(b) as u32,
         Kind::OutIf => s.rec.output_if = be_uint(b) as u32,
+        Kind::InIfPhysical => {
+            if s.rec.input_if == 0 {
+                s.rec.input_if = be_uint(b) as u32;
+            }
+        }
+        Kind::OutIfPhysical => {
+            if s.rec.output_if == 0 {
+                s.rec.output_if = be_uint(b) as u32;
+            }
+        }
         Kind::Bytes => s.rec.bytes = be_uint(b),
         Kind::Packets => s.rec.packets = be_uint(b),
         Kind::BytesTotal => s.bytes_total = be_uint(b),
