@@ -104,6 +104,8 @@ struct Template {
     ops: Box<[Op]>,
     /// Smallest possible record (a variable-length field takes at least its length byte).
     min_len: usize,
+    /// Fixed data templates: the compiled slots.
+    layout: Layout,
 }
 
 const VARLEN: u16 = u16::MAX;
@@ -116,6 +118,7 @@ struct Op {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum Kind {
     Skip,
     SrcV4,
@@ -162,6 +165,88 @@ enum Kind {
     /// Options scope: the interface the option record describes.
     ScopeInterface,
     InterfaceName,
+}
+
+const N_KINDS: usize = Kind::InterfaceName as usize + 1;
+
+/// Where one field sits in a record; `len == 0` means the template lacks it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Field {
+    off: u16,
+    len: u16,
+}
+
+/// A data template compiled to one slot per kind: decoding a record reads each slot the
+/// template has, with no per-field dispatch (the branches are the same for every record
+/// of a set, so they predict perfectly).
+///
+/// A kind that appears twice keeps its last occurrence; for addresses, where a template
+/// may carry both families (tunnels: outer IPv6, inner IPv4), the one later in the
+/// template wins unless it is all zeros.
+#[derive(Clone, Copy, Debug)]
+struct Layout {
+    fields: [Field; N_KINDS],
+    src_v6_last: bool,
+    dst_v6_last: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            fields: [Field::default(); N_KINDS],
+            src_v6_last: false,
+            dst_v6_last: false,
+        }
+    }
+}
+
+impl Layout {
+    #[inline(always)]
+    fn get(&self, k: Kind) -> Field {
+        self.fields.get(k as usize).copied().unwrap_or_default()
+    }
+
+    #[inline]
+    fn set(&mut self, k: Kind, f: Field) {
+        match k {
+            Kind::SrcV4 | Kind::SrcV6 => self.src_v6_last = k == Kind::SrcV6,
+            Kind::DstV4 | Kind::DstV6 => self.dst_v6_last = k == Kind::DstV6,
+            _ => {}
+        }
+        if let Some(slot) = self.fields.get_mut(k as usize) {
+            *slot = f;
+        }
+    }
+
+    fn from_ops(ops: &[Op]) -> Self {
+        let mut l = Layout::default();
+        for op in ops {
+            if op.len != VARLEN {
+                l.set(
+                    op.kind,
+                    Field {
+                        off: op.off,
+                        len: op.len,
+                    },
+                );
+            }
+        }
+        l
+    }
+}
+
+#[inline(always)]
+fn field_bytes(rec: &[u8], f: Field) -> Option<&[u8]> {
+    if f.len == 0 {
+        return None;
+    }
+    let start = usize::from(f.off);
+    rec.get(start..start + usize::from(f.len))
+}
+
+#[inline(always)]
+fn num(rec: &[u8], l: &Layout, k: Kind) -> Option<u64> {
+    field_bytes(rec, l.get(k)).map(be_uint)
 }
 
 /// IANA private enterprise number of RFC 5103 reverse information elements.
@@ -700,6 +785,11 @@ impl TemplateDecoder {
                 refreshed_ms: ctx.received_ms,
                 options,
                 fixed_len: spec.fixed_len,
+                layout: if spec.fixed_len.is_some() {
+                    Layout::from_ops(&spec.ops)
+                } else {
+                    Layout::default()
+                },
                 ops: spec.ops.into_boxed_slice(),
                 min_len: spec.min_len,
             },
@@ -942,85 +1032,222 @@ fn for_each_record<'a>(
     }
 }
 
-fn decode_data(
-    ctx: SetCtx,
-    t: &Template,
-    body: &[u8],
-    domain: &OptionsState,
-    batch: &mut FlowBatch,
-) {
+fn decode_data(ctx: SetCtx, t: &Template, body: &[u8], opts: &OptionsState, batch: &mut FlowBatch) {
     let source = if ctx.key.version == 9 {
         FlowSource::NetflowV9
     } else {
         FlowSource::Ipfix
     };
-    for_each_record(t, body, batch, |s, batch| {
-        let mut rec = s.rec;
-        rec.exporter = ctx.key.exporter;
-        rec.observation_domain = ctx.key.domain;
-        rec.source = source;
-        if rec.packets == 0 {
-            rec.packets = s.packets_total;
+    let mut r = Reader::new(body);
+    if let Some(len) = t.fixed_len {
+        batch
+            .records
+            .reserve(body.len().checked_div(len).unwrap_or(0));
+        while let Some(rec) = r.take(len) {
+            batch
+                .records
+                .push(extract(rec, &t.layout, ctx, opts, source));
         }
-        if rec.bytes == 0 {
-            rec.bytes = s.bytes_total;
+        return;
+    }
+    // Variable-length fields: find each field's place in this record, then extract.
+    'records: while r.remaining() >= t.min_len {
+        let rest = r.rest();
+        let mut layout = Layout::default();
+        let mut off = 0usize;
+        for op in &t.ops {
+            let len = if op.len == VARLEN {
+                let (Ok(short), prefix) = (r.u8("variable-length field"), 1) else {
+                    batch.count(Anomaly::Truncated {
+                        what: "variable-length field",
+                    });
+                    break 'records;
+                };
+                let (len, prefix) = if short == 255 {
+                    let Ok(long) = r.u16("variable-length field") else {
+                        batch.count(Anomaly::Truncated {
+                            what: "variable-length field",
+                        });
+                        break 'records;
+                    };
+                    (usize::from(long), prefix + 2)
+                } else {
+                    (usize::from(short), prefix)
+                };
+                off += prefix;
+                len
+            } else {
+                usize::from(op.len)
+            };
+            if r.take(len).is_none() {
+                batch.count(Anomaly::Truncated {
+                    what: "data record",
+                });
+                break 'records;
+            }
+            if let (Ok(o), Ok(l)) = (u16::try_from(off), u16::try_from(len)) {
+                layout.set(op.kind, Field { off: o, len: l });
+            }
+            off += len;
         }
-        let init = s.system_init_ms.or(domain.system_init_ms);
-        let time = |abs: Option<i64>, up: Option<u32>, delta: Option<u64>| -> i64 {
-            if let Some(t) = abs {
-                return t;
-            }
-            if let Some(up) = up {
-                if ctx.key.version == 9 {
-                    return uptime_to_utc_ms(ctx.export_ms, ctx.sys_uptime, up);
-                }
-                if let Some(init) = init {
-                    return init + i64::from(up);
-                }
-            }
-            if let Some(d) = delta {
-                return ctx.export_ms - (d / 1000).cast_signed();
-            }
-            0
-        };
-        rec.start_ms = time(s.start_abs, s.first_up, s.start_delta_us);
-        rec.end_ms = time(s.end_abs, s.last_up, s.end_delta_us);
-        rec.sampling_rate = if let Some(rate) = explicit_rate(s) {
-            rate
-        } else if let Some(rate) = s.sampler_id.and_then(|id| domain.samplers.get(&id)) {
-            *rate
-        } else {
-            domain.default_sampling
-        };
-        if rec.is_icmp() && !s.icmp_set {
-            let [ty, code] = rec.dst_port.to_be_bytes();
-            rec.icmp_type = ty;
-            rec.icmp_code = code;
-        }
-        batch.records.push(rec);
-    });
+        let rec = rest.get(..off).unwrap_or_default();
+        batch.records.push(extract(rec, &layout, ctx, opts, source));
+    }
 }
 
-/// A sampling rate carried in the record itself: `samplingInterval` /
-/// `samplerRandomInterval`, or `(samplingPacketInterval + samplingPacketSpace) /
-/// samplingPacketInterval` (RFC 5477 systematic count-based), or `samplingPopulation /
-/// samplingSize` (random n-out-of-N).
+#[inline(always)]
+fn address(rec: &[u8], v4: Field, v6: Field, v6_last: bool) -> IpAddr {
+    let a4 = field_bytes(rec, v4)
+        .and_then(|b| b.first_chunk::<4>())
+        .map(|a| IpAddr::V4(Ipv4Addr::from(*a)));
+    let a6 = field_bytes(rec, v6)
+        .and_then(|b| b.first_chunk::<16>())
+        .map(|a| IpAddr::V6(Ipv6Addr::from(*a)));
+    let (first, last) = if v6_last { (a4, a6) } else { (a6, a4) };
+    let mut out = first.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    if let Some(a) = last {
+        set_addr(&mut out, a);
+    }
+    out
+}
+
+/// Reads one data record through its compiled layout.
+#[inline(always)]
+#[allow(clippy::cast_possible_truncation)] // reduced-size fields keep their low bits
+fn extract(
+    rec: &[u8],
+    l: &Layout,
+    ctx: SetCtx,
+    opts: &OptionsState,
+    source: FlowSource,
+) -> FlowRecord {
+    let mut out = FlowRecord {
+        exporter: ctx.key.exporter,
+        observation_domain: ctx.key.domain,
+        source,
+        ..FlowRecord::default()
+    };
+    out.src_addr = address(rec, l.get(Kind::SrcV4), l.get(Kind::SrcV6), l.src_v6_last);
+    out.dst_addr = address(rec, l.get(Kind::DstV4), l.get(Kind::DstV6), l.dst_v6_last);
+    let n = |k| num(rec, l, k);
+    out.src_port = n(Kind::SrcPort).unwrap_or(0) as u16;
+    out.dst_port = n(Kind::DstPort).unwrap_or(0) as u16;
+    out.protocol = n(Kind::Protocol).unwrap_or(0) as u8;
+    out.tos = n(Kind::Tos).unwrap_or(0) as u8;
+    out.tcp_flags = n(Kind::TcpFlags).unwrap_or(0) as u8;
+    out.input_if = n(Kind::InIf)
+        .filter(|v| *v != 0)
+        .or_else(|| n(Kind::InIfPhysical))
+        .unwrap_or(0) as u32;
+    out.output_if = n(Kind::OutIf)
+        .filter(|v| *v != 0)
+        .or_else(|| n(Kind::OutIfPhysical))
+        .unwrap_or(0) as u32;
+    out.packets = n(Kind::Packets)
+        .filter(|v| *v != 0)
+        .or_else(|| n(Kind::PacketsTotal))
+        .unwrap_or(0);
+    out.bytes = n(Kind::Bytes)
+        .filter(|v| *v != 0)
+        .or_else(|| n(Kind::BytesTotal))
+        .unwrap_or(0);
+    out.rev_packets = n(Kind::RevPackets).unwrap_or(0);
+    out.rev_bytes = n(Kind::RevBytes).unwrap_or(0);
+    out.direction = match n(Kind::Direction) {
+        Some(0) => Direction::Ingress,
+        Some(1) => Direction::Egress,
+        _ => Direction::Unknown,
+    };
+    if let Some(v) = n(Kind::IcmpTypeCode) {
+        out.icmp_type = (v >> 8) as u8;
+        out.icmp_code = v as u8;
+    } else if l.get(Kind::IcmpType).len != 0 || l.get(Kind::IcmpCode).len != 0 {
+        out.icmp_type = n(Kind::IcmpType).unwrap_or(0) as u8;
+        out.icmp_code = n(Kind::IcmpCode).unwrap_or(0) as u8;
+    } else if out.is_icmp() {
+        // No ICMP field: exporters put type and code in the destination port.
+        let [ty, code] = out.dst_port.to_be_bytes();
+        out.icmp_type = ty;
+        out.icmp_code = code;
+    }
+    let init = n(Kind::SystemInitMs)
+        .map(u64::cast_signed)
+        .or(opts.system_init_ms);
+    let time = |ms: Kind, sec: Kind, ntp: Kind, up: Kind, delta: Kind| -> i64 {
+        if let Some(v) = n(ms) {
+            return v.cast_signed();
+        }
+        if let Some(v) = n(sec) {
+            return v.cast_signed().saturating_mul(1000);
+        }
+        if let Some(v) = n(ntp) {
+            return ntp_to_ms(v);
+        }
+        if let Some(up) = n(up) {
+            if ctx.key.version == 9 {
+                return uptime_to_utc_ms(ctx.export_ms, ctx.sys_uptime, up as u32);
+            }
+            if let Some(init) = init {
+                return init.saturating_add(up.cast_signed());
+            }
+        }
+        if let Some(d) = n(delta) {
+            return ctx.export_ms - (d / 1000).cast_signed();
+        }
+        0
+    };
+    out.start_ms = time(
+        Kind::StartMs,
+        Kind::StartSec,
+        Kind::StartNtp,
+        Kind::FirstUptime,
+        Kind::StartDeltaUs,
+    );
+    out.end_ms = time(
+        Kind::EndMs,
+        Kind::EndSec,
+        Kind::EndNtp,
+        Kind::LastUptime,
+        Kind::EndDeltaUs,
+    );
+    out.sampling_rate = if let Some(v) = n(Kind::SamplingInterval).filter(|v| *v > 0) {
+        u32::try_from(v).unwrap_or(u32::MAX)
+    } else if let Some(rate) = rate_from(
+        n(Kind::PacketInterval).unwrap_or(0),
+        n(Kind::PacketSpace).unwrap_or(0),
+        n(Kind::SamplingSize).unwrap_or(0),
+        n(Kind::SamplingPopulation).unwrap_or(0),
+    ) {
+        rate
+    } else if let Some(rate) = n(Kind::SamplerId).and_then(|id| opts.samplers.get(&id)) {
+        *rate
+    } else {
+        opts.default_sampling
+    };
+    out
+}
+
+/// `samplingPopulation / samplingSize` (random n-out-of-N), or `(samplingPacketInterval +
+/// samplingPacketSpace) / samplingPacketInterval` (systematic count-based), RFC 5477.
+fn rate_from(interval: u64, space: u64, size: u64, population: u64) -> Option<u32> {
+    let rate = population
+        .checked_div(size)
+        .filter(|r| *r > 0)
+        .or_else(|| interval.checked_add(space)?.checked_div(interval))?;
+    Some(u32::try_from(rate).unwrap_or(u32::MAX)).filter(|r| *r > 0)
+}
+
+/// A sampling rate carried in an (options) record itself.
 fn explicit_rate(s: &Scratch<'_>) -> Option<u32> {
     if s.sampling > 0 {
         return Some(s.sampling);
     }
-    if let Some(rate) = s
-        .sampling_population
-        .checked_div(s.sampling_size)
-        .filter(|r| *r > 0)
-    {
-        return Some(u32::try_from(rate).unwrap_or(u32::MAX));
-    }
-    let rate = s
-        .packet_interval
-        .checked_add(s.packet_space)?
-        .checked_div(s.packet_interval)?;
-    Some(u32::try_from(rate).unwrap_or(u32::MAX)).filter(|r| *r > 0)
+    rate_from(
+        s.packet_interval,
+        s.packet_space,
+        s.sampling_size,
+        s.sampling_population,
+    )
 }
 
 const MAX_NAME_LEN: usize = 64;
