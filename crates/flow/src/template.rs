@@ -104,8 +104,8 @@ struct Template {
     ops: Box<[Op]>,
     /// Smallest possible record (a variable-length field takes at least its length byte).
     min_len: usize,
-    /// Fixed data templates: the compiled slots.
-    layout: Layout,
+    /// Fixed data templates: where each record field comes from.
+    plan: Plan,
 }
 
 const VARLEN: u16 = u16::MAX;
@@ -242,11 +242,6 @@ fn field_bytes(rec: &[u8], f: Field) -> Option<&[u8]> {
     }
     let start = usize::from(f.off);
     rec.get(start..start + usize::from(f.len))
-}
-
-#[inline(always)]
-fn num(rec: &[u8], l: &Layout, k: Kind) -> Option<u64> {
-    field_bytes(rec, l.get(k)).map(be_uint)
 }
 
 /// IANA private enterprise number of RFC 5103 reverse information elements.
@@ -785,10 +780,10 @@ impl TemplateDecoder {
                 refreshed_ms: ctx.received_ms,
                 options,
                 fixed_len: spec.fixed_len,
-                layout: if spec.fixed_len.is_some() {
-                    Layout::from_ops(&spec.ops)
+                plan: if spec.fixed_len.is_some() {
+                    Plan::new(&Layout::from_ops(&spec.ops))
                 } else {
-                    Layout::default()
+                    Plan::default()
                 },
                 ops: spec.ops.into_boxed_slice(),
                 min_len: spec.min_len,
@@ -838,27 +833,24 @@ impl TemplateDecoder {
 
     fn data_set(&mut self, ctx: SetCtx, template_id: u16, body: &[u8], batch: &mut FlowBatch) {
         let ttl = self.limits.template_ttl_ms;
-        let Some(domain) = self.domains.get_mut(&ctx.key) else {
-            self.buffer_pending(ctx, template_id, body, batch);
-            return;
-        };
-        let fresh = match domain.templates.get(&template_id) {
-            Some(t) => ttl <= 0 || ctx.received_ms.saturating_sub(t.refreshed_ms) <= ttl,
-            None => false,
-        };
-        if !fresh {
-            domain.templates.remove(&template_id);
-            self.buffer_pending(ctx, template_id, body, batch);
-            return;
+        if let Some(Domain { templates, opts }) = self.domains.get_mut(&ctx.key) {
+            match templates.get(&template_id) {
+                Some(t) if ttl <= 0 || ctx.received_ms.saturating_sub(t.refreshed_ms) <= ttl => {
+                    if t.options {
+                        decode_options(t, body, opts, &self.limits, batch);
+                    } else {
+                        decode_data(ctx, t, body, opts, batch);
+                    }
+                    return;
+                }
+                // Expired: forget it, and treat the data as arriving before its template.
+                Some(_) => {
+                    templates.remove(&template_id);
+                }
+                None => {}
+            }
         }
-        let Some(t) = domain.templates.get(&template_id) else {
-            return;
-        };
-        if t.options {
-            decode_options(ctx, t, body, &mut domain.opts, &self.limits, batch);
-        } else {
-            decode_data(ctx, t, body, &domain.opts, batch);
-        }
+        self.buffer_pending(ctx, template_id, body, batch);
     }
 }
 
@@ -1044,9 +1036,7 @@ fn decode_data(ctx: SetCtx, t: &Template, body: &[u8], opts: &OptionsState, batc
             .records
             .reserve(body.len().checked_div(len).unwrap_or(0));
         while let Some(rec) = r.take(len) {
-            batch
-                .records
-                .push(extract(rec, &t.layout, ctx, opts, source));
+            batch.records.push(extract(rec, &t.plan, ctx, opts, source));
         }
         return;
     }
@@ -1091,7 +1081,9 @@ fn decode_data(ctx: SetCtx, t: &Template, body: &[u8], opts: &OptionsState, batc
             off += len;
         }
         let rec = rest.get(..off).unwrap_or_default();
-        batch.records.push(extract(rec, &layout, ctx, opts, source));
+        batch
+            .records
+            .push(extract(rec, &Plan::new(&layout), ctx, opts, source));
     }
 }
 
@@ -1111,118 +1103,278 @@ fn address(rec: &[u8], v4: Field, v6: Field, v6_last: bool) -> IpAddr {
     out
 }
 
-/// Reads one data record through its compiled layout.
+#[derive(Clone, Copy, Debug, Default)]
+enum TimeSource {
+    #[default]
+    None,
+    Ms(Field),
+    Sec(Field),
+    Ntp(Field),
+    Uptime(Field),
+    DeltaUs(Field),
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+enum SamplingSource {
+    /// What options data said for the whole (exporter, domain).
+    #[default]
+    Domain,
+    Interval(Field),
+    Rfc5477 {
+        interval: Field,
+        space: Field,
+        size: Field,
+        population: Field,
+    },
+    Sampler(Field),
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+enum IcmpSource {
+    /// Exporters without ICMP fields put type and code in the destination port.
+    #[default]
+    DstPort,
+    TypeCode(Field),
+    Split {
+        ty: Field,
+        code: Field,
+    },
+}
+
+/// A data template's layout resolved into where each record field comes from, so that
+/// per record only the fields the template has are read (no per-record fallbacks).
+#[derive(Clone, Copy, Debug, Default)]
+struct Plan {
+    src_v4: Field,
+    src_v6: Field,
+    src_v6_last: bool,
+    dst_v4: Field,
+    dst_v6: Field,
+    dst_v6_last: bool,
+    src_port: Field,
+    dst_port: Field,
+    protocol: Field,
+    tos: Field,
+    tcp_flags: Field,
+    in_if: Field,
+    in_if_physical: Field,
+    out_if: Field,
+    out_if_physical: Field,
+    packets: Field,
+    bytes: Field,
+    rev_packets: Field,
+    rev_bytes: Field,
+    direction: Field,
+    system_init: Field,
+    icmp: IcmpSource,
+    start: TimeSource,
+    end: TimeSource,
+    sampling: SamplingSource,
+}
+
+fn present(f: Field) -> Option<Field> {
+    (f.len != 0).then_some(f)
+}
+
+impl Plan {
+    fn new(l: &Layout) -> Plan {
+        let g = |k| l.get(k);
+        let either = |a: Kind, b: Kind| present(g(a)).unwrap_or(g(b));
+        let time = |ms, sec, ntp, up, delta| {
+            if let Some(f) = present(g(ms)) {
+                TimeSource::Ms(f)
+            } else if let Some(f) = present(g(sec)) {
+                TimeSource::Sec(f)
+            } else if let Some(f) = present(g(ntp)) {
+                TimeSource::Ntp(f)
+            } else if let Some(f) = present(g(up)) {
+                TimeSource::Uptime(f)
+            } else if let Some(f) = present(g(delta)) {
+                TimeSource::DeltaUs(f)
+            } else {
+                TimeSource::None
+            }
+        };
+        let rfc5477 = [
+            Kind::PacketInterval,
+            Kind::PacketSpace,
+            Kind::SamplingSize,
+            Kind::SamplingPopulation,
+        ];
+        Plan {
+            src_v4: g(Kind::SrcV4),
+            src_v6: g(Kind::SrcV6),
+            src_v6_last: l.src_v6_last,
+            dst_v4: g(Kind::DstV4),
+            dst_v6: g(Kind::DstV6),
+            dst_v6_last: l.dst_v6_last,
+            src_port: g(Kind::SrcPort),
+            dst_port: g(Kind::DstPort),
+            protocol: g(Kind::Protocol),
+            tos: g(Kind::Tos),
+            tcp_flags: g(Kind::TcpFlags),
+            in_if: g(Kind::InIf),
+            in_if_physical: g(Kind::InIfPhysical),
+            out_if: g(Kind::OutIf),
+            out_if_physical: g(Kind::OutIfPhysical),
+            packets: either(Kind::Packets, Kind::PacketsTotal),
+            bytes: either(Kind::Bytes, Kind::BytesTotal),
+            rev_packets: g(Kind::RevPackets),
+            rev_bytes: g(Kind::RevBytes),
+            direction: g(Kind::Direction),
+            system_init: g(Kind::SystemInitMs),
+            icmp: if let Some(f) = present(g(Kind::IcmpTypeCode)) {
+                IcmpSource::TypeCode(f)
+            } else if present(g(Kind::IcmpType))
+                .or(present(g(Kind::IcmpCode)))
+                .is_some()
+            {
+                IcmpSource::Split {
+                    ty: g(Kind::IcmpType),
+                    code: g(Kind::IcmpCode),
+                }
+            } else {
+                IcmpSource::DstPort
+            },
+            start: time(
+                Kind::StartMs,
+                Kind::StartSec,
+                Kind::StartNtp,
+                Kind::FirstUptime,
+                Kind::StartDeltaUs,
+            ),
+            end: time(
+                Kind::EndMs,
+                Kind::EndSec,
+                Kind::EndNtp,
+                Kind::LastUptime,
+                Kind::EndDeltaUs,
+            ),
+            sampling: if let Some(f) = present(g(Kind::SamplingInterval)) {
+                SamplingSource::Interval(f)
+            } else if rfc5477.iter().any(|k| present(g(*k)).is_some()) {
+                SamplingSource::Rfc5477 {
+                    interval: g(Kind::PacketInterval),
+                    space: g(Kind::PacketSpace),
+                    size: g(Kind::SamplingSize),
+                    population: g(Kind::SamplingPopulation),
+                }
+            } else if let Some(f) = present(g(Kind::SamplerId)) {
+                SamplingSource::Sampler(f)
+            } else {
+                SamplingSource::Domain
+            },
+        }
+    }
+}
+
+#[inline(always)]
+fn read(rec: &[u8], f: Field) -> Option<u64> {
+    field_bytes(rec, f).map(be_uint)
+}
+
+/// Reads one data record through its compiled plan.
 #[inline(always)]
 #[allow(clippy::cast_possible_truncation)] // reduced-size fields keep their low bits
 fn extract(
     rec: &[u8],
-    l: &Layout,
+    p: &Plan,
     ctx: SetCtx,
     opts: &OptionsState,
     source: FlowSource,
 ) -> FlowRecord {
+    let n = |f: Field| read(rec, f).unwrap_or(0);
     let mut out = FlowRecord {
+        src_addr: address(rec, p.src_v4, p.src_v6, p.src_v6_last),
+        dst_addr: address(rec, p.dst_v4, p.dst_v6, p.dst_v6_last),
         exporter: ctx.key.exporter,
         observation_domain: ctx.key.domain,
+        src_port: n(p.src_port) as u16,
+        dst_port: n(p.dst_port) as u16,
+        protocol: n(p.protocol) as u8,
+        tos: n(p.tos) as u8,
+        tcp_flags: n(p.tcp_flags) as u8,
+        input_if: n(p.in_if) as u32,
+        output_if: n(p.out_if) as u32,
+        packets: n(p.packets),
+        bytes: n(p.bytes),
+        rev_packets: n(p.rev_packets),
+        rev_bytes: n(p.rev_bytes),
+        direction: match read(rec, p.direction) {
+            Some(0) => Direction::Ingress,
+            Some(1) => Direction::Egress,
+            _ => Direction::Unknown,
+        },
         source,
         ..FlowRecord::default()
     };
-    out.src_addr = address(rec, l.get(Kind::SrcV4), l.get(Kind::SrcV6), l.src_v6_last);
-    out.dst_addr = address(rec, l.get(Kind::DstV4), l.get(Kind::DstV6), l.dst_v6_last);
-    let n = |k| num(rec, l, k);
-    out.src_port = n(Kind::SrcPort).unwrap_or(0) as u16;
-    out.dst_port = n(Kind::DstPort).unwrap_or(0) as u16;
-    out.protocol = n(Kind::Protocol).unwrap_or(0) as u8;
-    out.tos = n(Kind::Tos).unwrap_or(0) as u8;
-    out.tcp_flags = n(Kind::TcpFlags).unwrap_or(0) as u8;
-    out.input_if = n(Kind::InIf)
-        .filter(|v| *v != 0)
-        .or_else(|| n(Kind::InIfPhysical))
-        .unwrap_or(0) as u32;
-    out.output_if = n(Kind::OutIf)
-        .filter(|v| *v != 0)
-        .or_else(|| n(Kind::OutIfPhysical))
-        .unwrap_or(0) as u32;
-    out.packets = n(Kind::Packets)
-        .filter(|v| *v != 0)
-        .or_else(|| n(Kind::PacketsTotal))
-        .unwrap_or(0);
-    out.bytes = n(Kind::Bytes)
-        .filter(|v| *v != 0)
-        .or_else(|| n(Kind::BytesTotal))
-        .unwrap_or(0);
-    out.rev_packets = n(Kind::RevPackets).unwrap_or(0);
-    out.rev_bytes = n(Kind::RevBytes).unwrap_or(0);
-    out.direction = match n(Kind::Direction) {
-        Some(0) => Direction::Ingress,
-        Some(1) => Direction::Egress,
-        _ => Direction::Unknown,
-    };
-    if let Some(v) = n(Kind::IcmpTypeCode) {
-        out.icmp_type = (v >> 8) as u8;
-        out.icmp_code = v as u8;
-    } else if l.get(Kind::IcmpType).len != 0 || l.get(Kind::IcmpCode).len != 0 {
-        out.icmp_type = n(Kind::IcmpType).unwrap_or(0) as u8;
-        out.icmp_code = n(Kind::IcmpCode).unwrap_or(0) as u8;
-    } else if out.is_icmp() {
-        // No ICMP field: exporters put type and code in the destination port.
-        let [ty, code] = out.dst_port.to_be_bytes();
-        out.icmp_type = ty;
-        out.icmp_code = code;
+    if out.input_if == 0 {
+        out.input_if = n(p.in_if_physical) as u32;
     }
-    let init = n(Kind::SystemInitMs)
-        .map(u64::cast_signed)
-        .or(opts.system_init_ms);
-    let time = |ms: Kind, sec: Kind, ntp: Kind, up: Kind, delta: Kind| -> i64 {
-        if let Some(v) = n(ms) {
-            return v.cast_signed();
+    if out.output_if == 0 {
+        out.output_if = n(p.out_if_physical) as u32;
+    }
+    match p.icmp {
+        IcmpSource::TypeCode(f) => {
+            let v = n(f);
+            out.icmp_type = (v >> 8) as u8;
+            out.icmp_code = v as u8;
         }
-        if let Some(v) = n(sec) {
-            return v.cast_signed().saturating_mul(1000);
+        IcmpSource::Split { ty, code } => {
+            out.icmp_type = n(ty) as u8;
+            out.icmp_code = n(code) as u8;
         }
-        if let Some(v) = n(ntp) {
-            return ntp_to_ms(v);
-        }
-        if let Some(up) = n(up) {
-            if ctx.key.version == 9 {
-                return uptime_to_utc_ms(ctx.export_ms, ctx.sys_uptime, up as u32);
+        IcmpSource::DstPort => {
+            if out.is_icmp() {
+                let [ty, code] = out.dst_port.to_be_bytes();
+                out.icmp_type = ty;
+                out.icmp_code = code;
             }
-            if let Some(init) = init {
-                return init.saturating_add(up.cast_signed());
+        }
+    }
+    let time = |t: TimeSource| -> i64 {
+        match t {
+            TimeSource::None => 0,
+            TimeSource::Ms(f) => n(f).cast_signed(),
+            TimeSource::Sec(f) => n(f).cast_signed().saturating_mul(1000),
+            TimeSource::Ntp(f) => ntp_to_ms(n(f)),
+            TimeSource::Uptime(f) => {
+                let up = n(f);
+                if ctx.key.version == 9 {
+                    return uptime_to_utc_ms(ctx.export_ms, ctx.sys_uptime, up as u32);
+                }
+                // IPFIX: relative to systemInitTimeMilliseconds, from the record or options.
+                match read(rec, p.system_init)
+                    .map(u64::cast_signed)
+                    .or(opts.system_init_ms)
+                {
+                    Some(init) => init.saturating_add(up.cast_signed()),
+                    None => 0,
+                }
             }
+            TimeSource::DeltaUs(f) => ctx.export_ms - (n(f) / 1000).cast_signed(),
         }
-        if let Some(d) = n(delta) {
-            return ctx.export_ms - (d / 1000).cast_signed();
-        }
-        0
     };
-    out.start_ms = time(
-        Kind::StartMs,
-        Kind::StartSec,
-        Kind::StartNtp,
-        Kind::FirstUptime,
-        Kind::StartDeltaUs,
-    );
-    out.end_ms = time(
-        Kind::EndMs,
-        Kind::EndSec,
-        Kind::EndNtp,
-        Kind::LastUptime,
-        Kind::EndDeltaUs,
-    );
-    out.sampling_rate = if let Some(v) = n(Kind::SamplingInterval).filter(|v| *v > 0) {
-        u32::try_from(v).unwrap_or(u32::MAX)
-    } else if let Some(rate) = rate_from(
-        n(Kind::PacketInterval).unwrap_or(0),
-        n(Kind::PacketSpace).unwrap_or(0),
-        n(Kind::SamplingSize).unwrap_or(0),
-        n(Kind::SamplingPopulation).unwrap_or(0),
-    ) {
-        rate
-    } else if let Some(rate) = n(Kind::SamplerId).and_then(|id| opts.samplers.get(&id)) {
-        *rate
-    } else {
-        opts.default_sampling
+    out.start_ms = time(p.start);
+    out.end_ms = time(p.end);
+    out.sampling_rate = match p.sampling {
+        SamplingSource::Domain => opts.default_sampling,
+        SamplingSource::Interval(f) => match n(f) {
+            0 => opts.default_sampling,
+            v => u32::try_from(v).unwrap_or(u32::MAX),
+        },
+        SamplingSource::Rfc5477 {
+            interval,
+            space,
+            size,
+            population,
+        } => rate_from(n(interval), n(space), n(size), n(population))
+            .unwrap_or(opts.default_sampling),
+        SamplingSource::Sampler(f) => opts
+            .samplers
+            .get(&n(f))
+            .copied()
+            .unwrap_or(opts.default_sampling),
     };
     out
 }
@@ -1253,14 +1405,12 @@ fn explicit_rate(s: &Scratch<'_>) -> Option<u32> {
 const MAX_NAME_LEN: usize = 64;
 
 fn decode_options(
-    ctx: SetCtx,
     t: &Template,
     body: &[u8],
     domain: &mut OptionsState,
     limits: &TemplateLimits,
     batch: &mut FlowBatch,
 ) {
-    let _ = ctx;
     for_each_record(t, body, batch, |s, _| {
         let rate = explicit_rate(s).unwrap_or(0);
         if rate > 0 {
