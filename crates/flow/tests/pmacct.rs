@@ -199,3 +199,42 @@ fn ipfix_cisco_options_reassignment() {
         &["traffic-00.pcap"],
     );
 }
+
+/// Test 112: the router renames its interfaces in a second round of options data; each
+/// flow must carry the name valid when it was exported (pmacct prints `/` as `_`).
+#[test]
+fn interface_names_follow_options_reassignment() {
+    let dir = "netflow/pmacct-tests/112-IPFIXv10-CISCO-options-map-reassignment";
+    let (Some(expected), Some(pcap)) = (
+        common::test_data(&format!("{dir}/output-flow-00.json")),
+        common::test_data(&format!("{dir}/traffic-00.pcap")),
+    ) else {
+        return;
+    };
+    let mut want = std::collections::BTreeSet::new();
+    for line in std::fs::read_to_string(expected)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+    {
+        let j: serde_json::Value = serde_json::from_str(line).unwrap();
+        want.insert((
+            j["iface_in"].as_u64().unwrap(),
+            j["iface_name_in"].as_str().unwrap().to_string(),
+        ));
+    }
+    let mut decoder = ExportDecoder::default();
+    let mut got = std::collections::BTreeSet::new();
+    for d in common::udp_datagrams(&pcap) {
+        let mut batch = FlowBatch::default();
+        decoder.decode(Datagram::new(d.src, d.ts_ms, &d.payload), &mut batch);
+        for r in &batch.records {
+            let name = decoder
+                .templates()
+                .interface_name(r.exporter, r.observation_domain, 10, r.input_if)
+                .unwrap_or_default();
+            got.insert((u64::from(r.input_if), name.replace('/', "_")));
+        }
+    }
+    assert_eq!(got, want);
+}
