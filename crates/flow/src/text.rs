@@ -7,13 +7,44 @@ use std::net::IpAddr;
 /// Longest text line accepted; longer lines are counted as malformed and skipped.
 pub(crate) const MAX_LINE: usize = 64 * 1024;
 
-/// An IP address written in text.
+/// An IP address written in text. Dotted-quad IPv4 (most lines) is read directly;
+/// anything else goes through the standard parser.
 pub(crate) fn ip(b: &[u8]) -> Option<IpAddr> {
-    std::str::from_utf8(b.trim_ascii()).ok()?.parse().ok()
+    let b = b.trim_ascii();
+    if let Some(v4) = ipv4(b) {
+        return Some(IpAddr::V4(v4));
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+/// `a.b.c.d` with decimal octets of 1 to 3 digits and no leading zeros (as the standard
+/// parser requires); `None` otherwise.
+fn ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = b.split(|c| *c == b'.');
+    for o in &mut octets {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p.first() == Some(&b'0')) {
+            return None;
+        }
+        let v = p.iter().try_fold(0u16, |acc, c| {
+            let d = c.checked_sub(b'0').filter(|d| *d < 10)?;
+            Some(acc * 10 + u16::from(d))
+        })?;
+        *o = u8::try_from(v).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(std::net::Ipv4Addr::from(octets))
 }
 
 /// A decimal unsigned integer (or `0x`-prefixed hex, which Argus uses for ICMP ports).
 pub(crate) fn uint(b: &[u8]) -> Option<u64> {
+    // Fast path: plain digits, as almost every field is.
+    if !b.is_empty() && b.len() <= 19 && b.iter().all(u8::is_ascii_digit) {
+        return Some(b.iter().fold(0u64, |acc, c| acc * 10 + u64::from(c - b'0')));
+    }
     let b = b.trim_ascii();
     if let Some(hex) = b.strip_prefix(b"0x").or_else(|| b.strip_prefix(b"0X")) {
         return u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok();
@@ -171,6 +202,21 @@ mod tests {
         assert_eq!(uint(b""), None);
         assert_eq!(uint(b"99999999999999999999999"), None);
         assert_eq!(protocol(b"TCP"), Some(6));
+        assert_eq!(ip(b"147.32.83.234"), Some(IpAddr::from([147, 32, 83, 234])));
+        assert_eq!(
+            ip(b" ::1 "),
+            Some(IpAddr::from(std::net::Ipv6Addr::LOCALHOST))
+        );
+        for bad in [
+            &b"1.2.3"[..],
+            b"1.2.3.4.5",
+            b"256.1.1.1",
+            b"01.2.3.4",
+            b"1..2.3",
+            b"a.b.c.d",
+        ] {
+            assert_eq!(ip(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
         assert_eq!(protocol(b"ipv6-icmp"), Some(58));
         assert_eq!(protocol(b"man"), None);
         assert_eq!(protocol(b"a-protocol-name-longer-than-16"), None);
