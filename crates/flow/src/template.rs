@@ -458,6 +458,8 @@ struct Pending {
 #[derive(Debug, Default)]
 pub struct TemplateDecoder {
     limits: TemplateLimits,
+    /// Reused while compiling templates: a re-sent, unchanged template allocates nothing.
+    scratch: Vec<Op>,
     domains: FxHashMap<DomainKey, Domain>,
     pending: VecDeque<Pending>,
     pending_bytes: usize,
@@ -651,12 +653,14 @@ impl TemplateDecoder {
                 });
                 return;
             }
-            match read_fields(&mut body, usize::from(count), 0, ipfix, false, &self.limits) {
-                Ok(spec) => self.install(ctx, template_id, false, spec, batch),
-                Err(a) => {
-                    batch.count(a.with_id(template_id));
-                    return;
-                }
+            let fields = Fields {
+                count: usize::from(count),
+                scope: 0,
+                ipfix,
+                options: false,
+            };
+            if !self.compile(ctx, &mut body, template_id, fields, batch) {
+                return;
             }
         }
     }
@@ -685,19 +689,14 @@ impl TemplateDecoder {
                 });
                 return;
             };
-            match read_fields(
-                &mut body,
-                usize::from(count),
-                usize::from(scope),
-                true,
-                true,
-                &self.limits,
-            ) {
-                Ok(spec) => self.install(ctx, template_id, true, spec, batch),
-                Err(a) => {
-                    batch.count(a.with_id(template_id));
-                    return;
-                }
+            let fields = Fields {
+                count: usize::from(count),
+                scope: usize::from(scope),
+                ipfix: true,
+                options: true,
+            };
+            if !self.compile(ctx, &mut body, template_id, fields, batch) {
+                return;
             }
         }
     }
@@ -726,14 +725,41 @@ impl TemplateDecoder {
                 });
                 return;
             }
-            match read_fields(&mut body, scope + options, scope, false, true, &self.limits) {
-                Ok(spec) => self.install(ctx, template_id, true, spec, batch),
-                Err(a) => {
-                    batch.count(a.with_id(template_id));
-                    return;
-                }
+            let fields = Fields {
+                count: scope + options,
+                scope,
+                ipfix: false,
+                options: true,
+            };
+            if !self.compile(ctx, &mut body, template_id, fields, batch) {
+                return;
             }
         }
+    }
+
+    /// Reads and installs one template record; `false` if it was refused (the rest of
+    /// the set cannot be trusted then).
+    fn compile(
+        &mut self,
+        ctx: SetCtx,
+        body: &mut Reader<'_>,
+        template_id: u16,
+        fields: Fields,
+        batch: &mut FlowBatch,
+    ) -> bool {
+        let mut ops = std::mem::take(&mut self.scratch);
+        let ok = match read_fields(body, fields, &self.limits, &mut ops) {
+            Ok(shape) => {
+                self.install(ctx, template_id, fields.options, shape, &ops, batch);
+                true
+            }
+            Err(a) => {
+                batch.count(a.with_id(template_id));
+                false
+            }
+        };
+        self.scratch = ops;
+        ok
     }
 
     fn withdraw(&mut self, key: DomainKey, template_id: u16, set_id: u16) {
@@ -753,7 +779,8 @@ impl TemplateDecoder {
         ctx: SetCtx,
         template_id: u16,
         options: bool,
-        spec: Compiled,
+        (fixed_len, min_len): (Option<usize>, usize),
+        ops: &[Op],
         batch: &mut FlowBatch,
     ) {
         if template_id < 256 {
@@ -768,6 +795,16 @@ impl TemplateDecoder {
             return;
         }
         let domain = self.domains.entry(ctx.key).or_default();
+        if let Some(t) = domain.templates.get_mut(&template_id)
+            && t.options == options
+            && t.fixed_len == fixed_len
+            && t.min_len == min_len
+            && *t.ops == *ops
+        {
+            // Exporters re-send templates periodically: refresh, keep the compiled one.
+            t.refreshed_ms = ctx.received_ms;
+            return;
+        }
         if !domain.templates.contains_key(&template_id)
             && domain.templates.len() >= self.limits.max_templates_per_domain
         {
@@ -779,14 +816,14 @@ impl TemplateDecoder {
             Template {
                 refreshed_ms: ctx.received_ms,
                 options,
-                fixed_len: spec.fixed_len,
-                plan: if spec.fixed_len.is_some() {
-                    Plan::new(&Layout::from_ops(&spec.ops))
+                fixed_len,
+                plan: if fixed_len.is_some() {
+                    Plan::new(&Layout::from_ops(ops))
                 } else {
                     Plan::default()
                 },
-                ops: spec.ops.into_boxed_slice(),
-                min_len: spec.min_len,
+                ops: ops.into(),
+                min_len,
             },
         );
         self.replay_pending(ctx.key, template_id, batch);
@@ -854,13 +891,6 @@ impl TemplateDecoder {
     }
 }
 
-/// A compiled template before it is cached.
-struct Compiled {
-    fixed_len: Option<usize>,
-    ops: Vec<Op>,
-    min_len: usize,
-}
-
 impl Anomaly {
     fn with_id(self, id: u16) -> Anomaly {
         match self {
@@ -873,23 +903,37 @@ impl Anomaly {
     }
 }
 
-/// Reads `count` field specifiers and compiles them. The first `scope` are options scope
-/// fields (v9: scope types; IPFIX: ordinary IEs).
-fn read_fields(
-    r: &mut Reader<'_>,
+/// The shape of a template record's field list.
+#[derive(Clone, Copy, Debug)]
+struct Fields {
     count: usize,
     scope: usize,
     ipfix: bool,
     options: bool,
+}
+
+/// Reads `count` field specifiers and compiles them into `all`; returns the fixed record
+/// length (if no field is variable-length) and the minimum record length. The first
+/// `scope` are options scope fields (v9: scope types; IPFIX: ordinary IEs).
+fn read_fields(
+    r: &mut Reader<'_>,
+    spec: Fields,
     limits: &TemplateLimits,
-) -> Result<Compiled, Anomaly> {
+    all: &mut Vec<Op>,
+) -> Result<(Option<usize>, usize), Anomaly> {
+    let Fields {
+        count,
+        scope,
+        ipfix,
+        options,
+    } = spec;
     if count > limits.max_fields_per_template {
         return Err(Anomaly::TemplateRejected {
             template_id: 0,
             reason: "too many fields",
         });
     }
-    let mut all = Vec::with_capacity(count);
+    all.clear();
     let mut fixed = true;
     let mut off: usize = 0;
     let mut min_len: usize = 0;
@@ -950,17 +994,9 @@ fn read_fields(
             });
         }
         all.retain(|op| op.kind != Kind::Skip);
-        Ok(Compiled {
-            fixed_len: Some(off),
-            ops: all,
-            min_len,
-        })
+        Ok((Some(off), min_len))
     } else {
-        Ok(Compiled {
-            fixed_len: None,
-            ops: all,
-            min_len,
-        })
+        Ok((None, min_len))
     }
 }
 
