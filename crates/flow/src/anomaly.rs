@@ -70,6 +70,9 @@ pub enum Anomaly {
         /// What it was.
         what: &'static str,
     },
+    /// An sFlow counter sample: interface counters, not flows (counted, not decoded).
+    #[error("sflow counter sample")]
+    CounterSample,
 }
 
 /// The counter an [`Anomaly`] increments.
@@ -94,11 +97,13 @@ pub enum AnomalyKind {
     MalformedLine,
     /// Deliberate drops of non-IP records.
     NotIpFlow,
+    /// sFlow counter samples (counted, not decoded).
+    CounterSample,
 }
 
 impl AnomalyKind {
     /// Every kind, in counter order.
-    pub const ALL: [AnomalyKind; 9] = [
+    pub const ALL: [AnomalyKind; 10] = [
         AnomalyKind::Malformed,
         AnomalyKind::UnsupportedVersion,
         AnomalyKind::UnknownTemplate,
@@ -108,6 +113,7 @@ impl AnomalyKind {
         AnomalyKind::BadField,
         AnomalyKind::MalformedLine,
         AnomalyKind::NotIpFlow,
+        AnomalyKind::CounterSample,
     ];
 
     /// The metric label value.
@@ -122,6 +128,7 @@ impl AnomalyKind {
             AnomalyKind::BadField => "bad_field",
             AnomalyKind::MalformedLine => "malformed_line",
             AnomalyKind::NotIpFlow => "not_ip_flow",
+            AnomalyKind::CounterSample => "sflow_counter_sample",
         }
     }
 }
@@ -139,6 +146,7 @@ impl Anomaly {
             Anomaly::BadField { .. } => AnomalyKind::BadField,
             Anomaly::MalformedLine { .. } => AnomalyKind::MalformedLine,
             Anomaly::NotIpFlow { .. } => AnomalyKind::NotIpFlow,
+            Anomaly::CounterSample => AnomalyKind::CounterSample,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use crate::anomaly::Anomaly;
 use crate::netflow_v5::NetflowV5Decoder;
 use crate::record::FlowBatch;
+use crate::sflow::SflowDecoder;
 use crate::template::{TemplateDecoder, TemplateLimits};
 
 /// One export datagram as the collector received it.
@@ -39,11 +40,14 @@ pub trait DatagramDecoder {
     fn decode(&mut self, datagram: Datagram<'_>, batch: &mut FlowBatch);
 }
 
-/// NetFlow v5, NetFlow v9 and IPFIX on one port: dispatches on the version field.
+/// NetFlow v5, NetFlow v9, IPFIX and sFlow v5 on one port: dispatches on the version
+/// field (16 bits for NetFlow/IPFIX; sFlow's is 32 bits, `0x00000005`).
 #[derive(Debug, Default)]
 pub struct ExportDecoder {
     v5: NetflowV5Decoder,
     templates: TemplateDecoder,
+    /// The sFlow decoder (its VXLAN option can be set here).
+    pub sflow: SflowDecoder,
 }
 
 impl ExportDecoder {
@@ -52,6 +56,7 @@ impl ExportDecoder {
         Self {
             v5: NetflowV5Decoder,
             templates: TemplateDecoder::with_limits(limits),
+            sflow: SflowDecoder::default(),
         }
     }
 

@@ -6,7 +6,8 @@
 //!   push into;
 //! - [`Reader`], the one bounds-checked reader hostile bytes pass through;
 //! - export decoders behind [`DatagramDecoder`]: [`NetflowV5Decoder`], [`TemplateDecoder`]
-//!   (NetFlow v9 and IPFIX, with the template cache) and [`ExportDecoder`] (dispatch on
+//!   (NetFlow v9 and IPFIX, with the template cache), [`SflowDecoder`] (sFlow v5 flow
+//!   samples, L2–L4 read from the sampled header) and [`ExportDecoder`] (dispatch on
 //!   the version field);
 //! - text readers: [`ZeekConnReader`] (`conn.log`, TSV with `#fields` or JSON lines) and
 //!   [`ArgusReader`] (`binetflow` CSV/TSV), both on the `csv` crate's `ByteRecord`;
@@ -41,8 +42,10 @@ mod anomaly;
 mod argus;
 mod export;
 mod netflow_v5;
+mod packet;
 mod reader;
 mod record;
+mod sflow;
 mod template;
 mod text;
 mod zeek;
@@ -53,6 +56,7 @@ pub use export::{Datagram, DatagramDecoder, ExportDecoder};
 pub use netflow_v5::NetflowV5Decoder;
 pub use reader::{Reader, be_uint};
 pub use record::{Direction, FlowBatch, FlowRecord, FlowSource};
+pub use sflow::SflowDecoder;
 pub use template::{Expired, TemplateDecoder, TemplateLimits};
 pub use zeek::ZeekConnReader;
 

@@ -17,6 +17,8 @@ pub enum FlowSource {
     NetflowV9,
     /// IPFIX (RFC 7011).
     Ipfix,
+    /// An sFlow v5 flow sample (one sampled packet).
+    Sflow,
     /// A Zeek `conn.log` line (TSV or JSON).
     Zeek,
     /// An Argus / CTU-13 `binetflow` line.

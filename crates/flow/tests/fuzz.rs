@@ -1,4 +1,4 @@
-//! Property harnesses, one per decoder, seeded from the real captures and logs in
+//! Property harnesses, one per decoder (v5, v9/IPFIX and sFlow share the datagram one), seeded from the real captures and logs in
 //! ../shared/data and run bounded in `cargo test` (STYLE principle 11): mutated,
 //! truncated, oversized-length, zero-length-template and looping inputs must never panic,
 //! and what a decoder keeps stays bounded by its input and its limits.
@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use mamori_flow::{
     ArgusReader, Datagram, DatagramDecoder, ExportDecoder, FlowBatch, NetflowV5Decoder,
-    TemplateLimits, ZeekConnReader,
+    SflowDecoder, TemplateLimits, ZeekConnReader,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -37,6 +37,10 @@ fn export_seeds() -> Vec<Vec<Vec<u8>>> {
         "netflow/akvorado-testdata/netflow/nfv5.pcap",
         "netflow/akvorado-testdata/netflow/ipfixprobe-templates.pcap",
         "netflow/akvorado-testdata/netflow/data+templates.pcap",
+        "netflow/akvorado-testdata/sflow/data-1140.pcap",
+        "netflow/akvorado-testdata/sflow/data-qinq.pcap",
+        "netflow/akvorado-testdata/sflow/data-encap-vxlan.pcap",
+        "netflow/akvorado-testdata/sflow/data-sflow-expanded-sample.pcap",
     ];
     let mut seeds: Vec<Vec<Vec<u8>>> = files
         .iter()
@@ -158,7 +162,11 @@ fn export_decoders_survive_damaged_real_datagrams() {
                 decoder.decode(Datagram::new(EXPORTER, 1, &bytes), &mut batch);
                 let mut v5 = NetflowV5Decoder;
                 v5.decode(Datagram::new(EXPORTER, 1, &bytes), &mut batch);
-                fed += 2 * bytes.len();
+                let mut sflow = SflowDecoder {
+                    decapsulate_vxlan: true,
+                };
+                sflow.decode(Datagram::new(EXPORTER, 1, &bytes), &mut batch);
+                fed += 3 * bytes.len();
             }
             // Every record consumed at least one input byte (replayed pending sets are
             // copies of input, bounded by max_pending_bytes).
