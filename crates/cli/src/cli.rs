@@ -41,6 +41,33 @@ pub(crate) enum Command {
     /// Manage organisations, users and API tokens directly in the database
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Print the flow records in files (Zeek conn.log, Argus binetflow) as JSON lines or CSV
+    Flows {
+        /// The files to read
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The files' format
+        #[arg(long, value_enum, default_value = "auto")]
+        format: crate::flows::Format,
+        /// How to print records
+        #[arg(long, value_enum, default_value = "json")]
+        output: crate::flows::Output,
+        /// Print counts per exporter and per anomaly kind to stderr at the end
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Receive NetFlow v5/v9, IPFIX and sFlow over UDP and print the records until stopped
+    Collect {
+        /// UDP address to listen on (repeat for several)
+        #[arg(long, default_value = "127.0.0.1:2055")]
+        listen: Vec<std::net::SocketAddr>,
+        /// How to print records
+        #[arg(long, value_enum, default_value = "json")]
+        output: crate::flows::Output,
+        /// Print counts per exporter to stderr every N seconds (and always at the end)
+        #[arg(long, value_name = "SECS")]
+        stats_every: Option<u64>,
+    },
     /// The overseer's tools: verify the ledger independently, print transparency figures
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -4,7 +4,9 @@
 mod admin;
 mod audit;
 mod cli;
+mod collect;
 mod config;
+mod flows;
 mod logging;
 mod serve;
 
@@ -20,6 +22,8 @@ fn main() -> ExitCode {
         .and_then(|rt| rt.block_on(run(cli)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `mamori flows … | head`: the reader went away; that is not a failure.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             #[allow(clippy::print_stderr)] // the binary's last word to its user
             {
@@ -28,6 +32,35 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn flows_command(
+    files: &[std::path::PathBuf],
+    format: flows::Format,
+    output: flows::Output,
+    stats: bool,
+) -> anyhow::Result<()> {
+    let stdout = std::io::stdout().lock();
+    let mut printer =
+        flows::Printer::new(std::io::BufWriter::with_capacity(1 << 16, stdout), output);
+    for f in files {
+        flows::read_file(f, format, &mut printer)?;
+    }
+    printer.flush()?;
+    if stats {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("{}", printer.summary());
+        }
+    }
+    Ok(())
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 async fn run(cli: cli::Cli) -> anyhow::Result<()> {
@@ -40,6 +73,20 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Init => serve::init(&cfg).await,
         cli::Command::Admin(cmd) => admin::run(&cfg, cmd, cli.global.json).await,
         cli::Command::Config(cli::ConfigCommand::Show) => config::show(&cfg),
+        cli::Command::Flows {
+            files,
+            format,
+            output,
+            stats,
+        } => {
+            tokio::task::spawn_blocking(move || flows_command(&files, format, output, stats))
+                .await?
+        }
+        cli::Command::Collect {
+            listen,
+            output,
+            stats_every,
+        } => collect::run(listen, output, stats_every).await,
         cli::Command::Audit(cli::AuditCommand::Verify {
             url,
             key,

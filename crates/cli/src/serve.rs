@@ -137,7 +137,7 @@ pub(crate) async fn serve(cfg: MamoriConfig) -> anyhow::Result<()> {
 }
 
 /// Resolves on SIGTERM or Ctrl-C; requests in flight are finished first.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");

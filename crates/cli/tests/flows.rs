@@ -1,0 +1,152 @@
+//! `mamori flows` and `mamori collect` as a person runs them, on real third-party data.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+#[path = "../../flow/tests/common/mod.rs"]
+mod common;
+
+use assert_cmd::Command;
+use std::io::{BufRead, BufReader, Read};
+use std::net::UdpSocket;
+use std::time::Duration;
+
+fn mamori() -> Command {
+    let mut cmd = Command::cargo_bin("mamori").unwrap();
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MAMORI_") && k != "MAMORI_TEST_DATA" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+fn data_lines(path: &std::path::Path) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count()
+}
+
+#[test]
+fn zeek_and_argus_files_become_one_record_per_line() {
+    let Some(conn) = common::test_data("botnet/sdt-003-androidtester-rat/conn.log") else {
+        return;
+    };
+    let out = mamori().arg("flows").arg(&conn).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), data_lines(&conn));
+    // The RAT's C2 connections, as the dataset's README describes them.
+    let c2 = text
+        .lines()
+        .filter(|l| l.contains("\"dst\":\"147.32.83.234\"") && l.contains("\"dst_port\":1337"))
+        .count();
+    assert!(c2 >= 12, "{c2}");
+
+    let Some(argus) = common::test_data("botnet/slips-argus-binetflow/test11-portscan.binetflow")
+    else {
+        return;
+    };
+    let out = mamori()
+        .args(["flows", "--output", "csv", "--stats"])
+        .arg(&argus)
+        .output()
+        .unwrap();
+    let csv = String::from_utf8(out.stdout).unwrap();
+    assert!(csv.starts_with("start,end,src,src_port,dst,dst_port,protocol"));
+    assert_eq!(
+        csv.lines().count() - 1,
+        data_lines(&argus) - 1,
+        "header line of the binetflow excluded"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("records per exporter"));
+}
+
+#[test]
+fn unknown_and_missing_files_are_clear_errors() {
+    let Some(csv) =
+        common::test_data("netflow/derived-softflowd-from-test-cc-capture-1/nfdump-from-v9.csv")
+    else {
+        return;
+    };
+    let out = mamori().arg("flows").arg(&csv).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use --format to force one"));
+    let out = mamori()
+        .args(["flows", "/nonexistent/conn.log"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("opening /nonexistent/conn.log"));
+}
+
+#[test]
+#[allow(clippy::disallowed_methods)] // starts and signals the collector as an operator would
+fn collect_prints_what_it_receives_and_counts_it() {
+    let Some(pcap) = common::test_data(
+        "netflow/derived-softflowd-from-test-cc-capture-1/softflowd-ipfix-export.pcap",
+    ) else {
+        return;
+    };
+    let datagrams = common::udp_datagrams(&pcap);
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("mamori"))
+        .args(["collect", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.contains(&format!("listening on udp 127.0.0.1:{port}")),
+        "{line}"
+    );
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (i, d) in datagrams.iter().enumerate() {
+        sender.send_to(&d.payload, ("127.0.0.1", port)).unwrap();
+        if i % 16 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let mut out = String::new();
+    #[allow(clippy::disallowed_methods)] // bounded by take()
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .take(64 << 20)
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut rest = String::new();
+    #[allow(clippy::disallowed_methods)] // bounded by take()
+    err.take(1 << 20).read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    let records = out.lines().count();
+    assert!(records > 500, "{records}");
+    assert!(out.lines().all(|l| l.contains("\"source\":\"ipfix\"")));
+    // The exit summary counts the exporter's datagrams and records.
+    let summary = rest.lines().find(|l| l.starts_with("127.0.0.1")).unwrap();
+    let cols: Vec<&str> = summary.split_whitespace().collect();
+    assert_eq!(
+        cols[1].parse::<usize>().unwrap(),
+        datagrams.len(),
+        "{summary}"
+    );
+    assert_eq!(cols[2].parse::<usize>().unwrap(), records, "{summary}");
+}

@@ -1,0 +1,19 @@
+//! The carrier's runtime (DESIGN "sensor"; REQUIREMENTS CI-1…CI-8): sources of flow
+//! exports and files, decoded by `mamori-flow`, handed on in batches with back-pressure,
+//! and counted per exporter.
+//!
+//! Today it holds the **UDP collector** ([`collector`]); pseudonymisation, selection,
+//! detection and archiving join it as their issues land (6, 7).
+//!
+//! **Architecture invariant:** bad input and deliberate drops are counted events, never
+//! log floods and never stops (STYLE principle 4): a malformed datagram is counted against
+//! its exporter and the next one is read; a full downstream queue drops whole batches and
+//! counts the records dropped, rather than blocking the socket until the kernel drops
+//! blindly. Threads, not async: one blocking receive loop per socket keeps the hot path
+//! free of executor overhead and its buffers reused (STYLE principle 12).
+//!
+//! **API boundary:** [`collector::Collector::start`] with a [`collector::CollectorConfig`]
+//! and a bounded channel for [`mamori_flow::FlowBatch`]es; [`collector::Stats`] for the
+//! counters.
+
+pub mod collector;
