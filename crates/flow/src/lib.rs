@@ -9,6 +9,8 @@
 //!   (NetFlow v9 and IPFIX, with the template cache), [`SflowDecoder`] (sFlow v5 flow
 //!   samples, L2–L4 read from the sampled header) and [`ExportDecoder`] (dispatch on
 //!   the version field);
+//! - [`FlowMeter`]: captured frames (from [`PcapReader`], pcap or pcapng) reduced to
+//!   bidirectional 5-tuple flows with idle and active timeouts;
 //! - text readers: [`ZeekConnReader`] (`conn.log`, TSV with `#fields` or JSON lines) and
 //!   [`ArgusReader`] (`binetflow` CSV/TSV), both on the `csv` crate's `ByteRecord`;
 //! - [`Anomaly`] and [`AnomalyCounts`]: everything a decoder cannot use is a typed,
@@ -41,8 +43,10 @@
 mod anomaly;
 mod argus;
 mod export;
+mod meter;
 mod netflow_v5;
 mod packet;
+mod pcap;
 mod reader;
 mod record;
 mod sflow;
@@ -53,7 +57,9 @@ mod zeek;
 pub use anomaly::{Anomaly, AnomalyCounts, AnomalyKind};
 pub use argus::ArgusReader;
 pub use export::{Datagram, DatagramDecoder, ExportDecoder};
+pub use meter::{FlowMeter, LinkType, MeterConfig};
 pub use netflow_v5::NetflowV5Decoder;
+pub use pcap::{Frame, PcapReader, udp_payload};
 pub use reader::{Reader, be_uint};
 pub use record::{Direction, FlowBatch, FlowRecord, FlowSource};
 pub use sflow::SflowDecoder;
