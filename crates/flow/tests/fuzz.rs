@@ -284,28 +284,33 @@ fn pcap_reader_and_meter_survive_damaged_captures() {
         ],
     };
     let strategy = prop::collection::vec(damage(), 1..4);
-    runner()
-        .run(&strategy, |damages| {
-            let mut bytes = seed.clone();
-            for d in &damages {
-                bytes = apply(&bytes, d);
-            }
-            let mut meter = FlowMeter::new(MeterConfig {
-                max_flows: 64,
-                ..MeterConfig::default()
-            });
-            let mut batch = FlowBatch::default();
-            let mut frames = 0u64;
-            if let Ok(mut r) = PcapReader::new(&bytes[..]) {
-                // A damaged capture may end in an error; it must not panic.
-                frames = r
-                    .for_each_frame(|f| meter.packet(f.ts_ms, f.link, f.data, &mut batch))
-                    .unwrap_or(0);
-            }
-            prop_assert!(meter.len() <= 64);
-            meter.flush(&mut batch);
-            prop_assert!(batch.len() as u64 <= frames.max(batch.len() as u64));
-            Ok(())
-        })
-        .unwrap();
+    // Fewer cases: each one allocates the reader's 1 MiB block buffer (slow in debug).
+    TestRunner::new(Config {
+        cases: CASES / 4,
+        failure_persistence: None,
+        ..Config::default()
+    })
+    .run(&strategy, |damages| {
+        let mut bytes = seed.clone();
+        for d in &damages {
+            bytes = apply(&bytes, d);
+        }
+        let mut meter = FlowMeter::new(MeterConfig {
+            max_flows: 64,
+            ..MeterConfig::default()
+        });
+        let mut batch = FlowBatch::default();
+        let mut frames = 0u64;
+        if let Ok(mut r) = PcapReader::new(&bytes[..]) {
+            // A damaged capture may end in an error; it must not panic.
+            frames = r
+                .for_each_frame(|f| meter.packet(f.ts_ms, f.link, f.data, &mut batch))
+                .unwrap_or(0);
+        }
+        prop_assert!(meter.len() <= 64);
+        meter.flush(&mut batch);
+        prop_assert!(batch.len() as u64 <= frames.max(batch.len() as u64));
+        Ok(())
+    })
+    .unwrap();
 }
