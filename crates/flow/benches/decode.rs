@@ -98,6 +98,10 @@ fn exports(c: &mut Criterion) {
             "ipfix/cisco-pmacct-100",
             "netflow/pmacct-tests/100-IPFIXv10-CISCO/traffic-00.pcap",
         ),
+        (
+            "sflow/akvorado-1140",
+            "netflow/akvorado-testdata/sflow/data-1140.pcap",
+        ),
     ];
     let mut g = c.benchmark_group("decode");
     for (name, rel) in cases {
