@@ -1,6 +1,6 @@
 //! Decode-only throughput from memory, on the real captures and logs in ../shared/data:
 //! NetFlow v5, v9 and IPFIX records/s (ours and `netflow_parser` on the same datagrams),
-//! Zeek conn.log and Argus binetflow lines/s. See BENCH_NOTES.md for figures and commands.
+//! sFlow samples/s, Zeek conn.log and Argus binetflow lines/s, flow-meter packets/s. See BENCH_NOTES.md for figures and commands.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]
@@ -11,7 +11,8 @@ use std::net::IpAddr;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mamori_flow::{
-    ArgusReader, Datagram, DatagramDecoder, ExportDecoder, FlowBatch, ZeekConnReader,
+    ArgusReader, Datagram, DatagramDecoder, ExportDecoder, FlowBatch, FlowMeter, MeterConfig,
+    PcapReader, ZeekConnReader,
 };
 
 /// Whether a v9/IPFIX datagram carries any (options) template set.
@@ -97,6 +98,10 @@ fn exports(c: &mut Criterion) {
             "ipfix/cisco-pmacct-100",
             "netflow/pmacct-tests/100-IPFIXv10-CISCO/traffic-00.pcap",
         ),
+        (
+            "sflow/akvorado-1140",
+            "netflow/akvorado-testdata/sflow/data-1140.pcap",
+        ),
     ];
     let mut g = c.benchmark_group("decode");
     for (name, rel) in cases {
@@ -116,6 +121,9 @@ fn exports(c: &mut Criterion) {
                 black_box(batch.len())
             })
         });
+        if name.starts_with("sflow") {
+            continue; // netflow_parser does not read sFlow
+        }
         let mut peer = netflow_parser::NetflowParser::default();
         for d in &corpus.warmup {
             let parsed = peer.parse_bytes(d);
@@ -184,5 +192,27 @@ fn text(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, exports, text);
+fn meter(c: &mut Criterion) {
+    let Some(path) = common::test_data("pcap/slips-test-cc/test-cc-capture-1.pcap") else {
+        return;
+    };
+    let bytes = std::fs::read(path).unwrap();
+    let mut g = c.benchmark_group("meter");
+    g.throughput(Throughput::Elements(7931));
+    let mut batch = FlowBatch::with_capacity(1024);
+    g.bench_function("pcap/test-cc-capture-1", |b| {
+        b.iter(|| {
+            batch.clear();
+            let mut m = FlowMeter::new(MeterConfig::default());
+            let mut r = PcapReader::new(black_box(&bytes[..])).unwrap();
+            r.for_each_frame(|f| m.packet(f.ts_ms, f.link, f.data, &mut batch))
+                .unwrap();
+            m.flush(&mut batch);
+            black_box(batch.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, exports, text, meter);
 criterion_main!(benches);

@@ -73,6 +73,9 @@ pub enum Anomaly {
     /// An sFlow counter sample: interface counters, not flows (counted, not decoded).
     #[error("sflow counter sample")]
     CounterSample,
+    /// The flow meter holds its maximum of flows: a packet of a new flow was dropped.
+    #[error("flow table full")]
+    FlowTableFull,
 }
 
 /// The counter an [`Anomaly`] increments.
@@ -99,11 +102,13 @@ pub enum AnomalyKind {
     NotIpFlow,
     /// sFlow counter samples (counted, not decoded).
     CounterSample,
+    /// Packets dropped because the flow meter was full.
+    FlowTableFull,
 }
 
 impl AnomalyKind {
     /// Every kind, in counter order.
-    pub const ALL: [AnomalyKind; 10] = [
+    pub const ALL: [AnomalyKind; 11] = [
         AnomalyKind::Malformed,
         AnomalyKind::UnsupportedVersion,
         AnomalyKind::UnknownTemplate,
@@ -114,6 +119,7 @@ impl AnomalyKind {
         AnomalyKind::MalformedLine,
         AnomalyKind::NotIpFlow,
         AnomalyKind::CounterSample,
+        AnomalyKind::FlowTableFull,
     ];
 
     /// The metric label value.
@@ -129,6 +135,7 @@ impl AnomalyKind {
             AnomalyKind::MalformedLine => "malformed_line",
             AnomalyKind::NotIpFlow => "not_ip_flow",
             AnomalyKind::CounterSample => "sflow_counter_sample",
+            AnomalyKind::FlowTableFull => "flow_table_full",
         }
     }
 }
@@ -147,6 +154,7 @@ impl Anomaly {
             Anomaly::MalformedLine { .. } => AnomalyKind::MalformedLine,
             Anomaly::NotIpFlow { .. } => AnomalyKind::NotIpFlow,
             Anomaly::CounterSample => AnomalyKind::CounterSample,
+            Anomaly::FlowTableFull => AnomalyKind::FlowTableFull,
         }
     }
 }

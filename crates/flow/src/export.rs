@@ -73,6 +73,9 @@ impl ExportDecoder {
 
 impl DatagramDecoder for ExportDecoder {
     fn decode(&mut self, datagram: Datagram<'_>, batch: &mut FlowBatch) {
+        if datagram.payload.first_chunk::<4>() == Some(&[0, 0, 0, 5]) {
+            return self.sflow.decode(datagram, batch);
+        }
         match datagram
             .payload
             .first_chunk::<2>()
@@ -108,6 +111,29 @@ mod tests {
         assert_eq!(uptime_to_utc_ms(10_000, 100, u32::MAX - 199), 9_700);
         // A stamp just after the export time.
         assert_eq!(uptime_to_utc_ms(10_000, 5_000, 5_010), 10_010);
+    }
+
+    #[test]
+    fn sflow_is_recognised_by_its_32_bit_version() {
+        let mut d = ExportDecoder::default();
+        let mut b = FlowBatch::default();
+        // An sFlow v5 header with an IPv4 agent and no samples.
+        let sflow = [
+            0, 0, 0, 5, 0, 0, 0, 1, 192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9, 0, 0, 0, 0,
+        ];
+        d.decode(
+            Datagram::new(IpAddr::from([192, 0, 2, 1]), 0, &sflow),
+            &mut b,
+        );
+        assert_eq!(b.anomalies.total(), 0);
+        // The same bytes with version 4 are not sFlow v5.
+        let mut v4 = sflow;
+        v4[3] = 4;
+        d.decode(Datagram::new(IpAddr::from([192, 0, 2, 1]), 0, &v4), &mut b);
+        assert_eq!(
+            b.anomalies.last(),
+            Some(Anomaly::UnsupportedVersion { version: 0 })
+        );
     }
 
     #[test]

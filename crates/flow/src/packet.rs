@@ -26,8 +26,10 @@ pub(crate) struct Headers {
     pub(crate) icmp_code: u8,
     /// IP length (IPv4 total length; IPv6 payload length + 40), as the header says.
     pub(crate) ip_len: u32,
-    /// Offset of the first byte after the L4 header, for VXLAN decapsulation only
-    /// (which re-enters this parser on the inner frame, never on payload).
+    /// UDP length field (header included), 0 for other protocols.
+    pub(crate) udp_len: u16,
+    /// Offset of the first byte after the L4 header, from the start of the parsed
+    /// bytes: only for VXLAN decapsulation and export-capture datagrams.
     pub(crate) l4_end: usize,
 }
 
@@ -128,6 +130,7 @@ fn ipv4(packet: &[u8]) -> Result<Headers, Anomaly> {
         icmp_type: 0,
         icmp_code: 0,
         ip_len: u32::from(total),
+        udp_len: 0,
         l4_end: ihl,
     };
     if frag & 0x1fff == 0 {
@@ -192,6 +195,7 @@ fn ipv6(packet: &[u8]) -> Result<Headers, Anomaly> {
         icmp_type: 0,
         icmp_code: 0,
         ip_len: u32::from(payload) + 40,
+        udp_len: 0,
         l4_end: packet.len() - r.remaining(),
     };
     if first_fragment {
@@ -221,8 +225,14 @@ fn transport(h: &mut Headers, r: &mut Reader<'_>, total: usize) -> Result<(), An
                 if r.take(doff.saturating_sub(14)).is_none() {
                     return Ok(());
                 }
-            } else if h.protocol == 17 && r.take(4).is_none() {
-                return Ok(());
+            } else if h.protocol == 17 {
+                let Ok(len) = r.u16("udp header") else {
+                    return Ok(());
+                };
+                h.udp_len = len;
+                if r.take(2).is_none() {
+                    return Ok(());
+                }
             }
         }
         1 | 58 => {

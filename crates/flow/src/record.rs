@@ -19,6 +19,8 @@ pub enum FlowSource {
     Ipfix,
     /// An sFlow v5 flow sample (one sampled packet).
     Sflow,
+    /// The flow meter, from a pcap/pcapng capture.
+    Pcap,
     /// A Zeek `conn.log` line (TSV or JSON).
     Zeek,
     /// An Argus / CTU-13 `binetflow` line.

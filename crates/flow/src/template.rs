@@ -1139,46 +1139,88 @@ fn address(rec: &[u8], v4: Field, v6: Field, v6_last: bool) -> IpAddr {
     out
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+/// Where a flow time comes from, chosen once per template.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum TimeSource {
     #[default]
     None,
-    Ms(Field),
-    Sec(Field),
-    Ntp(Field),
-    Uptime(Field),
-    DeltaUs(Field),
+    Ms,
+    Sec,
+    Ntp,
+    Uptime,
+    DeltaUs,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+/// Where the sampling rate comes from, chosen once per template.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum SamplingSource {
     /// What options data said for the whole (exporter, domain).
     #[default]
     Domain,
-    Interval(Field),
-    Rfc5477 {
-        interval: Field,
-        space: Field,
-        size: Field,
-        population: Field,
-    },
-    Sampler(Field),
+    Interval,
+    Rfc5477,
+    Sampler,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+/// Where ICMP type and code come from, chosen once per template.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum IcmpSource {
     /// Exporters without ICMP fields put type and code in the destination port.
     #[default]
     DstPort,
-    TypeCode(Field),
-    Split {
-        ty: Field,
-        code: Field,
-    },
+    TypeCode,
+    Split,
 }
 
-/// A data template's layout resolved into where each record field comes from, so that
-/// per record only the fields the template has are read (no per-record fallbacks).
+/// The numeric values a record can carry, each read into one slot of a per-record array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Slot {
+    SrcPort,
+    DstPort,
+    Protocol,
+    Tos,
+    TcpFlags,
+    InIf,
+    InIfPhysical,
+    OutIf,
+    OutIfPhysical,
+    Packets,
+    Bytes,
+    RevPackets,
+    RevBytes,
+    Direction,
+    /// `icmpTypeCode`, or the type when the template has them apart.
+    Icmp,
+    IcmpCode,
+    SystemInit,
+    Start,
+    End,
+    /// `samplingInterval`, or RFC 5477's packet interval.
+    Sampling,
+    PacketSpace,
+    SamplingSize,
+    SamplingPopulation,
+    SamplerId,
+}
+
+const N_SLOTS: usize = Slot::SamplerId as usize + 1;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct NumOp {
+    off: u16,
+    len: u16,
+    slot: u8,
+    /// Fields of 1 to 8 bytes ending at least 8 bytes into the record are read as the
+    /// big-endian `u64` that ends where they end, masked to their width: one load, no
+    /// branch on the width.
+    wide: bool,
+    mask: u64,
+}
+
+/// A data template compiled for decoding: the offsets of the numeric fields it has (and
+/// only those), the address fields, and, decided once, where times, sampling and ICMP
+/// come from. Per record: one short loop of reads into an array, then fixed assembly.
 #[derive(Clone, Copy, Debug, Default)]
 struct Plan {
     src_v4: Field,
@@ -1187,21 +1229,10 @@ struct Plan {
     dst_v4: Field,
     dst_v6: Field,
     dst_v6_last: bool,
-    src_port: Field,
-    dst_port: Field,
-    protocol: Field,
-    tos: Field,
-    tcp_flags: Field,
-    in_if: Field,
-    in_if_physical: Field,
-    out_if: Field,
-    out_if_physical: Field,
-    packets: Field,
-    bytes: Field,
-    rev_packets: Field,
-    rev_bytes: Field,
-    direction: Field,
-    system_init: Field,
+    nums: [NumOp; N_SLOTS],
+    n_nums: usize,
+    has_direction: bool,
+    has_system_init: bool,
     icmp: IcmpSource,
     start: TimeSource,
     end: TimeSource,
@@ -1215,98 +1246,118 @@ fn present(f: Field) -> Option<Field> {
 impl Plan {
     fn new(l: &Layout) -> Plan {
         let g = |k| l.get(k);
-        let either = |a: Kind, b: Kind| present(g(a)).unwrap_or(g(b));
-        let time = |ms, sec, ntp, up, delta| {
-            if let Some(f) = present(g(ms)) {
-                TimeSource::Ms(f)
-            } else if let Some(f) = present(g(sec)) {
-                TimeSource::Sec(f)
-            } else if let Some(f) = present(g(ntp)) {
-                TimeSource::Ntp(f)
-            } else if let Some(f) = present(g(up)) {
-                TimeSource::Uptime(f)
-            } else if let Some(f) = present(g(delta)) {
-                TimeSource::DeltaUs(f)
-            } else {
-                TimeSource::None
-            }
-        };
-        let rfc5477 = [
-            Kind::PacketInterval,
-            Kind::PacketSpace,
-            Kind::SamplingSize,
-            Kind::SamplingPopulation,
-        ];
-        Plan {
+        let mut p = Plan {
             src_v4: g(Kind::SrcV4),
             src_v6: g(Kind::SrcV6),
             src_v6_last: l.src_v6_last,
             dst_v4: g(Kind::DstV4),
             dst_v6: g(Kind::DstV6),
             dst_v6_last: l.dst_v6_last,
-            src_port: g(Kind::SrcPort),
-            dst_port: g(Kind::DstPort),
-            protocol: g(Kind::Protocol),
-            tos: g(Kind::Tos),
-            tcp_flags: g(Kind::TcpFlags),
-            in_if: g(Kind::InIf),
-            in_if_physical: g(Kind::InIfPhysical),
-            out_if: g(Kind::OutIf),
-            out_if_physical: g(Kind::OutIfPhysical),
-            packets: either(Kind::Packets, Kind::PacketsTotal),
-            bytes: either(Kind::Bytes, Kind::BytesTotal),
-            rev_packets: g(Kind::RevPackets),
-            rev_bytes: g(Kind::RevBytes),
-            direction: g(Kind::Direction),
-            system_init: g(Kind::SystemInitMs),
-            icmp: if let Some(f) = present(g(Kind::IcmpTypeCode)) {
-                IcmpSource::TypeCode(f)
-            } else if present(g(Kind::IcmpType))
-                .or(present(g(Kind::IcmpCode)))
-                .is_some()
-            {
-                IcmpSource::Split {
-                    ty: g(Kind::IcmpType),
-                    code: g(Kind::IcmpCode),
-                }
-            } else {
-                IcmpSource::DstPort
-            },
-            start: time(
-                Kind::StartMs,
-                Kind::StartSec,
-                Kind::StartNtp,
-                Kind::FirstUptime,
-                Kind::StartDeltaUs,
-            ),
-            end: time(
-                Kind::EndMs,
-                Kind::EndSec,
-                Kind::EndNtp,
-                Kind::LastUptime,
-                Kind::EndDeltaUs,
-            ),
-            sampling: if let Some(f) = present(g(Kind::SamplingInterval)) {
-                SamplingSource::Interval(f)
-            } else if rfc5477.iter().any(|k| present(g(*k)).is_some()) {
-                SamplingSource::Rfc5477 {
-                    interval: g(Kind::PacketInterval),
-                    space: g(Kind::PacketSpace),
-                    size: g(Kind::SamplingSize),
-                    population: g(Kind::SamplingPopulation),
-                }
-            } else if let Some(f) = present(g(Kind::SamplerId)) {
-                SamplingSource::Sampler(f)
-            } else {
-                SamplingSource::Domain
-            },
+            ..Plan::default()
+        };
+        let mut slots = [Field::default(); N_SLOTS];
+        let mut put = |s: Slot, f: Field| {
+            if let Some(slot) = slots.get_mut(s as usize) {
+                *slot = f;
+            }
+        };
+        let either = |a: Kind, b: Kind| present(g(a)).unwrap_or(g(b));
+        put(Slot::SrcPort, g(Kind::SrcPort));
+        put(Slot::DstPort, g(Kind::DstPort));
+        put(Slot::Protocol, g(Kind::Protocol));
+        put(Slot::Tos, g(Kind::Tos));
+        put(Slot::TcpFlags, g(Kind::TcpFlags));
+        put(Slot::InIf, g(Kind::InIf));
+        put(Slot::InIfPhysical, g(Kind::InIfPhysical));
+        put(Slot::OutIf, g(Kind::OutIf));
+        put(Slot::OutIfPhysical, g(Kind::OutIfPhysical));
+        put(Slot::Packets, either(Kind::Packets, Kind::PacketsTotal));
+        put(Slot::Bytes, either(Kind::Bytes, Kind::BytesTotal));
+        put(Slot::RevPackets, g(Kind::RevPackets));
+        put(Slot::RevBytes, g(Kind::RevBytes));
+        put(Slot::Direction, g(Kind::Direction));
+        put(Slot::SystemInit, g(Kind::SystemInitMs));
+        p.has_direction = present(g(Kind::Direction)).is_some();
+        p.has_system_init = present(g(Kind::SystemInitMs)).is_some();
+        if let Some(f) = present(g(Kind::IcmpTypeCode)) {
+            p.icmp = IcmpSource::TypeCode;
+            put(Slot::Icmp, f);
+        } else if present(g(Kind::IcmpType))
+            .or(present(g(Kind::IcmpCode)))
+            .is_some()
+        {
+            p.icmp = IcmpSource::Split;
+            put(Slot::Icmp, g(Kind::IcmpType));
+            put(Slot::IcmpCode, g(Kind::IcmpCode));
         }
+        let time = |ms, sec, ntp, up, delta| {
+            [
+                (ms, TimeSource::Ms),
+                (sec, TimeSource::Sec),
+                (ntp, TimeSource::Ntp),
+                (up, TimeSource::Uptime),
+                (delta, TimeSource::DeltaUs),
+            ]
+            .into_iter()
+            .find_map(|(k, t)| present(g(k)).map(|f| (t, f)))
+            .unwrap_or_default()
+        };
+        let (start, f) = time(
+            Kind::StartMs,
+            Kind::StartSec,
+            Kind::StartNtp,
+            Kind::FirstUptime,
+            Kind::StartDeltaUs,
+        );
+        p.start = start;
+        put(Slot::Start, f);
+        let (end, f) = time(
+            Kind::EndMs,
+            Kind::EndSec,
+            Kind::EndNtp,
+            Kind::LastUptime,
+            Kind::EndDeltaUs,
+        );
+        p.end = end;
+        put(Slot::End, f);
+        let rfc5477 = [
+            Kind::PacketInterval,
+            Kind::PacketSpace,
+            Kind::SamplingSize,
+            Kind::SamplingPopulation,
+        ];
+        if let Some(f) = present(g(Kind::SamplingInterval)) {
+            p.sampling = SamplingSource::Interval;
+            put(Slot::Sampling, f);
+        } else if rfc5477.iter().any(|k| present(g(*k)).is_some()) {
+            p.sampling = SamplingSource::Rfc5477;
+            put(Slot::Sampling, g(Kind::PacketInterval));
+            put(Slot::PacketSpace, g(Kind::PacketSpace));
+            put(Slot::SamplingSize, g(Kind::SamplingSize));
+            put(Slot::SamplingPopulation, g(Kind::SamplingPopulation));
+        } else if let Some(f) = present(g(Kind::SamplerId)) {
+            p.sampling = SamplingSource::Sampler;
+            put(Slot::SamplerId, f);
+        }
+        for (i, f) in slots.iter().enumerate() {
+            if f.len != 0
+                && let (Some(op), Ok(slot)) = (p.nums.get_mut(p.n_nums), u8::try_from(i))
+            {
+                let end = usize::from(f.off) + usize::from(f.len);
+                *op = NumOp {
+                    off: f.off,
+                    len: f.len,
+                    slot,
+                    wide: f.len <= 8 && end >= 8,
+                    mask: u64::MAX
+                        .checked_shr(64 - 8 * u32::from(f.len))
+                        .unwrap_or(u64::MAX),
+                };
+                p.n_nums += 1;
+            }
+        }
+        p
     }
-}
-
-#[inline(always)]
-fn read(rec: &[u8], f: Field) -> Option<u64> {
-    field_bytes(rec, f).map(be_uint)
 }
 
 /// Reads one data record through its compiled plan.
@@ -1319,46 +1370,61 @@ fn extract(
     opts: &OptionsState,
     source: FlowSource,
 ) -> FlowRecord {
-    let n = |f: Field| read(rec, f).unwrap_or(0);
+    let mut v = [0u64; N_SLOTS];
+    for op in p.nums.get(..p.n_nums).unwrap_or_default() {
+        let start = usize::from(op.off);
+        let end = start + usize::from(op.len);
+        let value = if op.wide {
+            rec.get(end - 8..end)
+                .and_then(|b| b.first_chunk::<8>())
+                .map_or(0, |b| u64::from_be_bytes(*b) & op.mask)
+        } else {
+            rec.get(start..end).map_or(0, be_uint)
+        };
+        if let Some(slot) = v.get_mut(usize::from(op.slot)) {
+            *slot = value;
+        }
+    }
+    let at = |s: Slot| v.get(s as usize).copied().unwrap_or(0);
     let mut out = FlowRecord {
         src_addr: address(rec, p.src_v4, p.src_v6, p.src_v6_last),
         dst_addr: address(rec, p.dst_v4, p.dst_v6, p.dst_v6_last),
         exporter: ctx.key.exporter,
         observation_domain: ctx.key.domain,
-        src_port: n(p.src_port) as u16,
-        dst_port: n(p.dst_port) as u16,
-        protocol: n(p.protocol) as u8,
-        tos: n(p.tos) as u8,
-        tcp_flags: n(p.tcp_flags) as u8,
-        input_if: n(p.in_if) as u32,
-        output_if: n(p.out_if) as u32,
-        packets: n(p.packets),
-        bytes: n(p.bytes),
-        rev_packets: n(p.rev_packets),
-        rev_bytes: n(p.rev_bytes),
-        direction: match read(rec, p.direction) {
-            Some(0) => Direction::Ingress,
-            Some(1) => Direction::Egress,
+        src_port: at(Slot::SrcPort) as u16,
+        dst_port: at(Slot::DstPort) as u16,
+        protocol: at(Slot::Protocol) as u8,
+        tos: at(Slot::Tos) as u8,
+        tcp_flags: at(Slot::TcpFlags) as u8,
+        input_if: match at(Slot::InIf) {
+            0 => at(Slot::InIfPhysical),
+            v => v,
+        } as u32,
+        output_if: match at(Slot::OutIf) {
+            0 => at(Slot::OutIfPhysical),
+            v => v,
+        } as u32,
+        packets: at(Slot::Packets),
+        bytes: at(Slot::Bytes),
+        rev_packets: at(Slot::RevPackets),
+        rev_bytes: at(Slot::RevBytes),
+        direction: match (p.has_direction, at(Slot::Direction)) {
+            (true, 0) => Direction::Ingress,
+            (true, 1) => Direction::Egress,
             _ => Direction::Unknown,
         },
         source,
         ..FlowRecord::default()
     };
-    if out.input_if == 0 {
-        out.input_if = n(p.in_if_physical) as u32;
-    }
-    if out.output_if == 0 {
-        out.output_if = n(p.out_if_physical) as u32;
-    }
     match p.icmp {
-        IcmpSource::TypeCode(f) => {
-            let v = n(f);
+        IcmpSource::TypeCode => {
+            let v = at(Slot::Icmp);
             out.icmp_type = (v >> 8) as u8;
             out.icmp_code = v as u8;
         }
-        IcmpSource::Split { ty, code } => {
-            out.icmp_type = n(ty) as u8;
-            out.icmp_code = n(code) as u8;
+        IcmpSource::Split => {
+            out.icmp_type = at(Slot::Icmp) as u8;
+            out.icmp_code = at(Slot::IcmpCode) as u8;
         }
         IcmpSource::DstPort => {
             if out.is_icmp() {
@@ -1368,47 +1434,46 @@ fn extract(
             }
         }
     }
-    let time = |t: TimeSource| -> i64 {
+    let time = |t: TimeSource, raw: u64| -> i64 {
         match t {
             TimeSource::None => 0,
-            TimeSource::Ms(f) => n(f).cast_signed(),
-            TimeSource::Sec(f) => n(f).cast_signed().saturating_mul(1000),
-            TimeSource::Ntp(f) => ntp_to_ms(n(f)),
-            TimeSource::Uptime(f) => {
-                let up = n(f);
-                if ctx.key.version == 9 {
-                    return uptime_to_utc_ms(ctx.export_ms, ctx.sys_uptime, up as u32);
-                }
-                // IPFIX: relative to systemInitTimeMilliseconds, from the record or options.
-                match read(rec, p.system_init)
-                    .map(u64::cast_signed)
-                    .or(opts.system_init_ms)
-                {
-                    Some(init) => init.saturating_add(up.cast_signed()),
-                    None => 0,
-                }
+            TimeSource::Ms => raw.cast_signed(),
+            TimeSource::Sec => raw.cast_signed().saturating_mul(1000),
+            TimeSource::Ntp => ntp_to_ms(raw),
+            TimeSource::Uptime if ctx.key.version == 9 => {
+                uptime_to_utc_ms(ctx.export_ms, ctx.sys_uptime, raw as u32)
             }
-            TimeSource::DeltaUs(f) => ctx.export_ms - (n(f) / 1000).cast_signed(),
+            // IPFIX: relative to systemInitTimeMilliseconds, from the record or options.
+            TimeSource::Uptime => {
+                let init = if p.has_system_init {
+                    Some(at(Slot::SystemInit).cast_signed())
+                } else {
+                    opts.system_init_ms
+                };
+                init.map_or(0, |i| i.saturating_add(raw.cast_signed()))
+            }
+            TimeSource::DeltaUs => ctx.export_ms - (raw / 1000).cast_signed(),
         }
     };
-    out.start_ms = time(p.start);
-    out.end_ms = time(p.end);
+    out.start_ms = time(p.start, at(Slot::Start));
+    out.end_ms = time(p.end, at(Slot::End));
     out.sampling_rate = match p.sampling {
         SamplingSource::Domain => opts.default_sampling,
-        SamplingSource::Interval(f) => match n(f) {
+        SamplingSource::Interval => match at(Slot::Sampling) {
             0 => opts.default_sampling,
             v => u32::try_from(v).unwrap_or(u32::MAX),
         },
-        SamplingSource::Rfc5477 {
-            interval,
-            space,
-            size,
-            population,
-        } => rate_from(n(interval), n(space), n(size), n(population))
-            .unwrap_or(opts.default_sampling),
-        SamplingSource::Sampler(f) => opts
+        SamplingSource::Rfc5477 => rate_from(
+            at(Slot::Sampling),
+            at(Slot::PacketSpace),
+            at(Slot::SamplingSize),
+            at(Slot::SamplingPopulation),
+        )
+        .unwrap_or(opts.default_sampling),
+        SamplingSource::Sampler if opts.samplers.is_empty() => opts.default_sampling,
+        SamplingSource::Sampler => opts
             .samplers
-            .get(&n(f))
+            .get(&at(Slot::SamplerId))
             .copied()
             .unwrap_or(opts.default_sampling),
     };

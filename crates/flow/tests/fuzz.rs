@@ -9,8 +9,8 @@ mod common;
 use std::net::IpAddr;
 
 use mamori_flow::{
-    ArgusReader, Datagram, DatagramDecoder, ExportDecoder, FlowBatch, NetflowV5Decoder,
-    SflowDecoder, TemplateLimits, ZeekConnReader,
+    ArgusReader, Datagram, DatagramDecoder, ExportDecoder, FlowBatch, FlowMeter, MeterConfig,
+    NetflowV5Decoder, PcapReader, SflowDecoder, TemplateLimits, ZeekConnReader,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -271,4 +271,46 @@ fn argus_reader_survives_damaged_logs() {
         while r.read_batch(&mut b, 64).unwrap() > 0 {}
         (b.len(), b.anomalies.total(), r.lines() as usize)
     });
+}
+
+#[test]
+fn pcap_reader_and_meter_survive_damaged_captures() {
+    let seed = match common::test_data("pcap/slips-misc/test12-icmp-portscan.pcap") {
+        Some(p) => std::fs::read(p).unwrap(),
+        // A classic pcap header alone, so the harness still runs without the data.
+        None => vec![
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
+            0,
+        ],
+    };
+    let strategy = prop::collection::vec(damage(), 1..4);
+    // Fewer cases: each one allocates the reader's 1 MiB block buffer (slow in debug).
+    TestRunner::new(Config {
+        cases: CASES / 4,
+        failure_persistence: None,
+        ..Config::default()
+    })
+    .run(&strategy, |damages| {
+        let mut bytes = seed.clone();
+        for d in &damages {
+            bytes = apply(&bytes, d);
+        }
+        let mut meter = FlowMeter::new(MeterConfig {
+            max_flows: 64,
+            ..MeterConfig::default()
+        });
+        let mut batch = FlowBatch::default();
+        let mut frames = 0u64;
+        if let Ok(mut r) = PcapReader::new(&bytes[..]) {
+            // A damaged capture may end in an error; it must not panic.
+            frames = r
+                .for_each_frame(|f| meter.packet(f.ts_ms, f.link, f.data, &mut batch))
+                .unwrap_or(0);
+        }
+        prop_assert!(meter.len() <= 64);
+        meter.flush(&mut batch);
+        prop_assert!(batch.len() as u64 <= frames.max(batch.len() as u64));
+        Ok(())
+    })
+    .unwrap();
 }

@@ -416,3 +416,19 @@ proptest! {
         prop_assert_eq!(ra[0].bytes, 40 + a.len() as u64);
     }
 }
+
+/// The one-port dispatcher hands sFlow to the same decoder.
+#[test]
+fn export_decoder_dispatches_sflow() {
+    let Some(direct) = decode("data-1140.pcap", &mut SflowDecoder::default()) else {
+        return;
+    };
+    let path = common::test_data("netflow/akvorado-testdata/sflow/data-1140.pcap").unwrap();
+    let mut batch = FlowBatch::default();
+    let mut d = mamori_flow::ExportDecoder::default();
+    for u in common::udp_datagrams(&path) {
+        d.decode(Datagram::new(u.src, u.ts_ms, &u.payload), &mut batch);
+    }
+    assert_eq!(batch.records, direct.records);
+    assert_eq!(batch.anomalies, direct.anomalies);
+}

@@ -135,3 +135,15 @@ pub fn udp_datagrams(path: &std::path::Path) -> Vec<Udp> {
     }
     out
 }
+
+/// `YYYY-MM-DD hh:mm:ss` read as UTC → milliseconds since the epoch (nfdump's CSV times).
+pub fn parse_utc(s: &str) -> i64 {
+    let n = |a: usize, b: usize| s[a..b].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0, 4), n(5, 7), n(8, 10));
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    (days * 86_400 + n(11, 13) * 3600 + n(14, 16) * 60 + n(17, 19)) * 1000
+}
