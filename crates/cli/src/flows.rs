@@ -3,7 +3,10 @@
 
 use anyhow::{Context, bail};
 use mamori_core::time::{from_millis, rfc3339};
-use mamori_flow::{AnomalyCounts, ArgusReader, FlowBatch, FlowRecord, ZeekConnReader};
+use mamori_flow::{
+    AnomalyCounts, ArgusReader, Datagram, DatagramDecoder, ExportDecoder, FlowBatch, FlowMeter,
+    FlowRecord, MeterConfig, PcapReader, ZeekConnReader, udp_payload,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -29,6 +32,10 @@ pub(crate) enum Format {
     Zeek,
     /// Argus / CTU-13 binetflow.
     Argus,
+    /// pcap/pcapng of flow exports (NetFlow, IPFIX, sFlow), decoded as exports.
+    PcapExports,
+    /// pcap/pcapng of any other traffic, reduced to flows by the flow meter.
+    PcapMeter,
 }
 
 /// A record as printed: metadata only, times in RFC 3339 UTC.
@@ -184,6 +191,85 @@ impl<W: Write> Printer<W> {
 
 const BATCH_LINES: usize = 4096;
 
+fn is_pcap(head: &[u8]) -> bool {
+    matches!(
+        head.get(..4),
+        Some(
+            [0xd4, 0xc3, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0xc3, 0xd4]
+                | [0x4d, 0x3c, 0xb2, 0xa1]
+                | [0xa1, 0xb2, 0x3c, 0x4d]
+                | [0x0a, 0x0d, 0x0d, 0x0a]
+        )
+    )
+}
+
+/// A UDP payload that starts like a NetFlow v5/v9, IPFIX or sFlow v5 export.
+fn looks_like_export(p: &[u8]) -> bool {
+    match p {
+        [0, 5 | 9 | 10, ..] => p.len() >= 16,
+        [0, 0, 0, 5, ..] => p.len() >= 28,
+        _ => false,
+    }
+}
+
+/// Whether a capture carries flow exports: judged on its first 8 MiB — most of its frames
+/// are UDP, and nearly all of those start like an export.
+fn capture_of_exports(path: &Path) -> anyhow::Result<bool> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let (mut frames, mut udp, mut exports) = (0u64, 0u64, 0u64);
+    let mut reader = PcapReader::new(std::io::Read::take(file, 8 << 20))?;
+    // A frame cut by the 8 MiB limit ends the sample with an error: what was read counts.
+    let _ = reader.for_each_frame(|f| {
+        frames += 1;
+        if let Some((_, _, payload)) = udp_payload(f.link, f.data) {
+            udp += 1;
+            exports += u64::from(looks_like_export(payload));
+        }
+    });
+    Ok(udp > 0 && udp * 2 >= frames && exports * 10 >= udp * 9)
+}
+
+fn read_pcap<W: Write>(path: &Path, exports: bool, printer: &mut Printer<W>) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = PcapReader::new(BufReader::with_capacity(1 << 20, file))?;
+    let mut batch = FlowBatch::with_capacity(BATCH_LINES * 2);
+    let mut failed: Option<anyhow::Error> = None;
+    let mut decoder = ExportDecoder::default();
+    let mut meter = FlowMeter::new(MeterConfig::default());
+    let mut last_expire = i64::MIN;
+    reader.for_each_frame(|f| {
+        if failed.is_some() {
+            return;
+        }
+        if exports {
+            if let Some((src, _, payload)) =
+                udp_payload(f.link, f.data).filter(|(_, _, p)| looks_like_export(p))
+            {
+                decoder.decode(Datagram::new(src, f.ts_ms, payload), &mut batch);
+            }
+        } else {
+            meter.packet(f.ts_ms, f.link, f.data, &mut batch);
+            // Ending idle flows once a second of capture time keeps the table bounded.
+            if f.ts_ms >= last_expire.saturating_add(1000) {
+                meter.expire(f.ts_ms, &mut batch);
+                last_expire = f.ts_ms;
+            }
+        }
+        if batch.len() >= BATCH_LINES {
+            if let Err(e) = printer.batch(&batch) {
+                failed = Some(e);
+            }
+            batch.clear();
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    meter.flush(&mut batch);
+    printer.batch(&batch)
+}
+
 fn detect(head: &[u8]) -> Option<Format> {
     let text = String::from_utf8_lossy(head);
     let first = text.trim_start();
@@ -210,17 +296,30 @@ pub(crate) fn read_file<W: Write>(
             let head = input
                 .fill_buf()
                 .with_context(|| format!("reading {}", path.display()))?;
-            match detect(head) {
-                Some(f) => f,
-                None => bail!(
-                    "{}: not a format mamori recognises (Zeek conn.log, Argus binetflow); use --format to force one",
-                    path.display()
-                ),
+            if is_pcap(head) {
+                if capture_of_exports(path)? {
+                    Format::PcapExports
+                } else {
+                    Format::PcapMeter
+                }
+            } else {
+                match detect(head) {
+                    Some(f) => f,
+                    None => bail!(
+                        "{}: not a format mamori recognises (pcap/pcapng, Zeek conn.log, Argus binetflow); use --format to force one",
+                        path.display()
+                    ),
+                }
             }
         }
         f => f,
     };
     let mut batch = FlowBatch::with_capacity(BATCH_LINES);
+    if matches!(format, Format::PcapExports | Format::PcapMeter) {
+        drop(input);
+        return read_pcap(path, format == Format::PcapExports, printer)
+            .with_context(|| format!("reading {}", path.display()));
+    }
     if format == Format::Argus {
         drain(ArgusReader::new(input)?, printer, &mut batch, |r, b| {
             r.read_batch(b, BATCH_LINES)

@@ -68,6 +68,49 @@ fn zeek_and_argus_files_become_one_record_per_line() {
 }
 
 #[test]
+fn captures_are_decoded_as_exports_or_metered() {
+    let dir = "netflow/derived-softflowd-from-test-cc-capture-1";
+    // softflowd exported 594 records (its own log, EXPORTER_COLLECTOR_COMMANDS.md).
+    for file in [
+        "softflowd-netflow-v5-export.pcap",
+        "softflowd-netflow-v9-export.pcap",
+        "softflowd-ipfix-export.pcap",
+    ] {
+        let Some(pcap) = common::test_data(&format!("{dir}/{file}")) else {
+            return;
+        };
+        let out = mamori().arg("flows").arg(&pcap).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap().lines().count(),
+            594,
+            "{file}"
+        );
+    }
+    // The capture itself goes through the flow meter: every flow is metadata about the
+    // beacon's server and others; nothing of the payload is printed.
+    let Some(capture) = common::test_data("pcap/slips-test-cc/test-cc-capture-1.pcap") else {
+        return;
+    };
+    let out = mamori().arg("flows").arg(&capture).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().count() >= 297, "softflowd saw 297 connections");
+    assert!(
+        text.contains("\"141.193.213.21\""),
+        "the C2 server of the capture's beacon"
+    );
+}
+
+#[test]
 fn unknown_and_missing_files_are_clear_errors() {
     let Some(csv) =
         common::test_data("netflow/derived-softflowd-from-test-cc-capture-1/nfdump-from-v9.csv")
