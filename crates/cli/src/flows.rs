@@ -191,6 +191,33 @@ impl<W: Write> Printer<W> {
 
 const BATCH_LINES: usize = 4096;
 
+/// Opens `path`, decompressing gzip, xz or zstd on the fly (recognised by their magic
+/// bytes, not the file name), so CTU-13's compressed files are read as they ship.
+fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead + Send>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut raw = BufReader::with_capacity(1 << 20, file);
+    let head = raw
+        .fill_buf()
+        .with_context(|| format!("reading {}", path.display()))?;
+    let cap = 1 << 20;
+    Ok(match head {
+        [0x1f, 0x8b, ..] => Box::new(BufReader::with_capacity(
+            cap,
+            flate2::bufread::MultiGzDecoder::new(raw),
+        )),
+        [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Box::new(BufReader::with_capacity(
+            cap,
+            liblzma::bufread::XzDecoder::new_multi_decoder(raw),
+        )),
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
+            let decoder = ruzstd::decoding::StreamingDecoder::new(raw)
+                .map_err(|e| anyhow::anyhow!("{}: not a valid zstd stream: {e}", path.display()))?;
+            Box::new(BufReader::with_capacity(cap, decoder))
+        }
+        _ => Box::new(raw),
+    })
+}
+
 fn is_pcap(head: &[u8]) -> bool {
     matches!(
         head.get(..4),
@@ -216,9 +243,9 @@ fn looks_like_export(p: &[u8]) -> bool {
 /// Whether a capture carries flow exports: judged on its first 8 MiB — most of its frames
 /// are UDP, and nearly all of those start like an export.
 fn capture_of_exports(path: &Path) -> anyhow::Result<bool> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let input = open_input(path)?;
     let (mut frames, mut udp, mut exports) = (0u64, 0u64, 0u64);
-    let mut reader = PcapReader::new(std::io::Read::take(file, 8 << 20))?;
+    let mut reader = PcapReader::new(std::io::Read::take(input, 8 << 20))?;
     // A frame cut by the 8 MiB limit ends the sample with an error: what was read counts.
     let _ = reader.for_each_frame(|f| {
         frames += 1;
@@ -231,8 +258,7 @@ fn capture_of_exports(path: &Path) -> anyhow::Result<bool> {
 }
 
 fn read_pcap<W: Write>(path: &Path, exports: bool, printer: &mut Printer<W>) -> anyhow::Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut reader = PcapReader::new(BufReader::with_capacity(1 << 20, file))?;
+    let mut reader = PcapReader::new(open_input(path)?)?;
     let mut batch = FlowBatch::with_capacity(BATCH_LINES * 2);
     let mut failed: Option<anyhow::Error> = None;
     let mut decoder = ExportDecoder::default();
@@ -289,8 +315,7 @@ pub(crate) fn read_file<W: Write>(
     format: Format,
     printer: &mut Printer<W>,
 ) -> anyhow::Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut input = BufReader::with_capacity(1 << 20, file);
+    let mut input = open_input(path)?;
     let format = match format {
         Format::Auto => {
             let head = input

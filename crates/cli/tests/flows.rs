@@ -111,6 +111,44 @@ fn captures_are_decoded_as_exports_or_metered() {
 }
 
 #[test]
+fn compressed_files_are_read_as_they_ship() {
+    use std::io::Write;
+    let Some(conn) = common::test_data("botnet/sdt-003-androidtester-rat/conn.log") else {
+        return;
+    };
+    let plain = std::fs::read(&conn).unwrap();
+    let expected = mamori().arg("flows").arg(&conn).output().unwrap().stdout;
+    let dir = tempfile::tempdir().unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&plain).unwrap();
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 1);
+    xz.write_all(&plain).unwrap();
+    let zst =
+        ruzstd::encoding::compress_to_vec(&plain[..], ruzstd::encoding::CompressionLevel::Fastest);
+    for (name, bytes) in [
+        ("conn.log.gz", gz.finish().unwrap()),
+        ("conn.log.xz", xz.finish().unwrap()),
+        ("conn.log.zst", zst),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = mamori().arg("flows").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout, expected, "{name}");
+    }
+    // A corrupt stream is an error that names the file, not a crash.
+    let bad = dir.path().join("bad.gz");
+    std::fs::write(&bad, [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]).unwrap();
+    let out = mamori().arg("flows").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.gz"));
+}
+
+#[test]
 fn unknown_and_missing_files_are_clear_errors() {
     let Some(csv) =
         common::test_data("netflow/derived-softflowd-from-test-cc-capture-1/nfdump-from-v9.csv")
