@@ -40,6 +40,7 @@
 
 mod anomaly;
 mod argus;
+mod cryptopan;
 mod export;
 mod netflow_v5;
 mod packet;
@@ -52,6 +53,9 @@ mod zeek;
 
 pub use anomaly::{Anomaly, AnomalyCounts, AnomalyKind};
 pub use argus::ArgusReader;
+pub use cryptopan::{
+    CacheStats, CryptoPan, CryptoPanKey, KeyError, Pseudonymiser, ReidentificationApproval,
+};
 pub use export::{Datagram, DatagramDecoder, ExportDecoder};
 pub use netflow_v5::NetflowV5Decoder;
 pub use reader::{Reader, be_uint};
