@@ -191,6 +191,9 @@ impl BlockSizeUser for ParEncrypt<'_> {
 }
 
 impl BlockCipherEncClosure for ParEncrypt<'_> {
+    // Inlined into the backend's `#[target_feature]` entry point, so the backend's
+    // intrinsics are compiled with AES-NI/VAES enabled rather than called out of line.
+    #[inline(always)]
     fn call<B: BlockCipherEncBackend<BlockSize = U16>>(self, backend: &B) {
         let n = B::ParBlocksSize::USIZE;
         let mut par = ParBlocks::<B>::default();
@@ -260,11 +263,11 @@ impl CryptoPan {
 
     /// The AES input for the flip bit at `pos`: the address's first `pos` bits, then the
     /// pad's remaining bits.
-    #[inline]
+    #[inline(always)]
     fn input_block(&self, ext: u128, pos: u32) -> AesBlock {
-        let mask = prefix_mask(pos);
-        let v = (ext & mask) | (self.pad & !mask);
-        AesBlock::from(v.to_be_bytes())
+        // pos < 128; pos == 0 is the pad itself.
+        let keep_pad = u128::MAX >> pos;
+        AesBlock::from((self.pad ^ ((ext ^ self.pad) & !keep_pad)).to_be_bytes())
     }
 
     fn encrypt_blocks(&self, blocks: &mut [AesBlock]) {
@@ -347,17 +350,13 @@ impl CryptoPan {
         }
     }
 
-    /// The paper's algorithm with nothing precomputed: one AES block per bit, one at a
-    /// time. The baseline the table and caches are measured against, and a cross-check
-    /// of them in the tests.
+    /// The paper's algorithm with nothing precomputed: one AES block per address bit
+    /// (all of them encrypted in one parallel call). The baseline the table and caches
+    /// are measured against, and a cross-check of them in the tests.
     pub fn anonymise_uncached(&self, addr: IpAddr) -> IpAddr {
         let (ext, bits) = ext_of(addr);
-        let mut otp = 0u128;
-        for pos in 0..bits {
-            let mut block = self.input_block(ext, pos);
-            self.cipher.encrypt_block(&mut block);
-            otp |= flip_bit(&block) << (127 - pos);
-        }
+        let mut blocks = [AesBlock::default(); 128];
+        let otp = self.otp_range(ext, 0, bits, &mut blocks);
         from_ext(ext ^ otp, addr)
     }
 
@@ -402,12 +401,23 @@ const V6_CACHED_BITS: u32 = 64;
 /// Blocks encrypted per flush in the batch path (several parallel calls' worth).
 const FLUSH_BLOCKS: usize = 1024;
 
+/// IPv4 cache slot: the first 24 bits and their 24 flip bits.
 #[derive(Clone, Copy, Default, Zeroize)]
-struct CacheSlot {
-    /// Cached prefix + 1 (0 = empty).
-    tag: u128,
-    /// Flip bits for the cached prefix (top bits of a u128).
-    otp: u128,
+struct V4Slot {
+    /// Cached /24 + 1 (0 = empty).
+    tag: u32,
+    /// Flip bits 0..24, in the top bits.
+    otp: u32,
+}
+
+/// IPv6 cache slot: the first 64 bits and their 64 flip bits.
+#[derive(Clone, Copy, Default, Zeroize)]
+struct V6Slot {
+    /// Cached /64 (valid only when `full`).
+    tag: u64,
+    /// Flip bits 0..64.
+    otp: u64,
+    full: bool,
 }
 
 /// One address waiting for its blocks in the batch path.
@@ -418,6 +428,7 @@ struct Job {
     bits: u32,
     /// First bit position encrypted in this job (the ones before come from table/cache).
     from: u32,
+    /// Flip bits known before encryption (top bits of a u128).
     otp: u128,
     /// Cache slot to fill when done (`usize::MAX`: none).
     fill: usize,
@@ -438,8 +449,10 @@ pub struct CacheStats {
 /// per worker thread (the caches need `&mut self`).
 pub struct Pseudonymiser {
     pan: CryptoPan,
-    v4_cache: Box<[CacheSlot]>,
-    v6_cache: Box<[CacheSlot]>,
+    /// The pad as an AES block: IPv4 inputs differ from it in the first 4 bytes only.
+    pad_block: AesBlock,
+    v4_cache: Box<[V4Slot]>,
+    v6_cache: Box<[V6Slot]>,
     mask: usize,
     blocks: Vec<AesBlock>,
     jobs: Vec<Job>,
@@ -459,6 +472,7 @@ impl Drop for Pseudonymiser {
     fn drop(&mut self) {
         self.v4_cache.zeroize();
         self.v6_cache.zeroize();
+        self.pad_block.as_mut_slice().zeroize();
         // The spare capacity holds earlier inputs (address prefix + pad bits) too.
         self.blocks
             .resize(self.blocks.capacity(), AesBlock::default());
@@ -467,14 +481,14 @@ impl Drop for Pseudonymiser {
 }
 
 #[inline]
-fn slot_of(prefix: u128, mask: usize) -> usize {
-    // Fibonacci hashing of the folded prefix.
-    let folded = (prefix as u64) ^ ((prefix >> 64) as u64);
-    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
+fn slot_of(prefix: u64, mask: usize) -> usize {
+    // Fibonacci hashing.
+    (prefix.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as usize & mask
 }
 
 impl Pseudonymiser {
-    /// Default number of cache slots per family (a power of two).
+    /// Default number of cache slots per family (a power of two): 512 KiB for IPv4,
+    /// 1.5 MiB for IPv6.
     pub const DEFAULT_CACHE_SLOTS: usize = 1 << 16;
 
     /// A pseudonymiser for `key` with [`Self::DEFAULT_CACHE_SLOTS`] slots per family.
@@ -483,13 +497,16 @@ impl Pseudonymiser {
     }
 
     /// A pseudonymiser with `slots` cache slots per family (rounded up to a power of
-    /// two, at least 1). Each slot takes 32 bytes.
+    /// two, at least 1, at most 2^24).
     pub fn with_cache_slots(key: &CryptoPanKey, slots: usize) -> Self {
-        let slots = slots.max(1).next_power_of_two();
+        let slots = slots.clamp(1, 1 << 24).next_power_of_two();
+        let pan = CryptoPan::new(key);
+        let pad_block = AesBlock::from(pan.pad.to_be_bytes());
         Self {
-            pan: CryptoPan::new(key),
-            v4_cache: vec![CacheSlot::default(); slots].into_boxed_slice(),
-            v6_cache: vec![CacheSlot::default(); slots].into_boxed_slice(),
+            pan,
+            pad_block,
+            v4_cache: vec![V4Slot::default(); slots].into_boxed_slice(),
+            v6_cache: vec![V6Slot::default(); slots].into_boxed_slice(),
             mask: slots - 1,
             blocks: Vec::with_capacity(FLUSH_BLOCKS + 128),
             jobs: Vec::with_capacity(FLUSH_BLOCKS / 8),
@@ -521,72 +538,141 @@ impl Pseudonymiser {
             let Some(&addr) = addrs.get(index) else {
                 break;
             };
-            let (ext, bits) = ext_of(addr);
-            let (cache, cached_bits) = match addr {
-                IpAddr::V4(_) => (&mut self.v4_cache, V4_CACHED_BITS),
-                IpAddr::V6(_) => (&mut self.v6_cache, V6_CACHED_BITS),
-            };
-            let prefix = ext & prefix_mask(cached_bits);
-            let slot = slot_of(prefix, self.mask);
-            let (from, otp, fill) = match cache.get(slot) {
-                Some(s) if s.tag == prefix.wrapping_add(1) => {
-                    self.stats.hits += 1;
-                    (cached_bits, s.otp, usize::MAX)
-                }
-                _ => {
-                    self.stats.misses += 1;
-                    (TABLE_BITS, self.pan.table_otp(ext), slot)
-                }
-            };
-            for pos in from..bits {
-                self.blocks.push(self.pan.input_block(ext, pos));
+            match addr {
+                IpAddr::V4(a) => self.queue_v4(index, u32::from(a)),
+                IpAddr::V6(a) => self.queue_v6(index, u128::from(a)),
             }
-            self.jobs.push(Job {
-                index,
-                ext,
-                bits,
-                from,
-                otp,
-                fill,
-            });
             if self.blocks.len() >= FLUSH_BLOCKS {
-                self.flush(addrs);
+                Self::flush(
+                    &self.pan,
+                    &mut self.blocks,
+                    &mut self.jobs,
+                    &mut self.v4_cache,
+                    &mut self.v6_cache,
+                    addrs,
+                );
             }
         }
-        self.flush(addrs);
+        Self::flush(
+            &self.pan,
+            &mut self.blocks,
+            &mut self.jobs,
+            &mut self.v4_cache,
+            &mut self.v6_cache,
+            addrs,
+        );
     }
 
-    fn flush(&mut self, addrs: &mut [IpAddr]) {
-        if self.jobs.is_empty() {
+    #[inline]
+    fn queue_v4(&mut self, index: usize, a: u32) {
+        let prefix = a >> (32 - V4_CACHED_BITS);
+        let slot = slot_of(u64::from(prefix), self.mask);
+        let ext = u128::from(a) << 96;
+        let (from, otp, fill) = match self.v4_cache.get(slot) {
+            Some(s) if s.tag == prefix + 1 => {
+                self.stats.hits += 1;
+                (V4_CACHED_BITS, u128::from(s.otp) << 96, usize::MAX)
+            }
+            _ => {
+                self.stats.misses += 1;
+                (TABLE_BITS, self.pan.table_otp(ext), slot)
+            }
+        };
+        // IPv4 inputs differ from the pad in their first 32 bits only.
+        let pad32 = (self.pan.pad >> 96) as u32;
+        let diff = a ^ pad32;
+        let template = self.pad_block;
+        self.blocks.extend((from..32).map(|pos| {
+            let first = pad32 ^ (diff & !(u32::MAX >> pos));
+            let mut block = template;
+            if let Some(head) = block.get_mut(..4) {
+                head.copy_from_slice(&first.to_be_bytes());
+            }
+            block
+        }));
+        self.jobs.push(Job {
+            index,
+            ext,
+            bits: 32,
+            from,
+            otp,
+            fill,
+        });
+    }
+
+    #[inline]
+    fn queue_v6(&mut self, index: usize, ext: u128) {
+        let prefix = (ext >> 64) as u64;
+        let slot = slot_of(prefix, self.mask);
+        let (from, otp, fill) = match self.v6_cache.get(slot) {
+            Some(s) if s.full && s.tag == prefix => {
+                self.stats.hits += 1;
+                (V6_CACHED_BITS, u128::from(s.otp) << 64, usize::MAX)
+            }
+            _ => {
+                self.stats.misses += 1;
+                (TABLE_BITS, self.pan.table_otp(ext), slot)
+            }
+        };
+        // In 64-bit halves: below bit 64 the low half is the pad's, from bit 64 on the
+        // high half is the address's.
+        let (hi, lo) = ((ext >> 64) as u64, ext as u64);
+        let (pad_hi, pad_lo) = ((self.pan.pad >> 64) as u64, self.pan.pad as u64);
+        let (diff_hi, diff_lo) = (hi ^ pad_hi, lo ^ pad_lo);
+        self.blocks.extend((from..128).map(|pos| {
+            let (h, l) = if pos < 64 {
+                (pad_hi ^ (diff_hi & !(u64::MAX >> pos)), pad_lo)
+            } else {
+                (hi, pad_lo ^ (diff_lo & !(u64::MAX >> (pos - 64))))
+            };
+            let mut bytes = [0u8; 16];
+            let (bh, bl) = bytes.split_at_mut(8);
+            bh.copy_from_slice(&h.to_be_bytes());
+            bl.copy_from_slice(&l.to_be_bytes());
+            AesBlock::from(bytes)
+        }));
+        self.jobs.push(Job {
+            index,
+            ext,
+            bits: 128,
+            from,
+            otp,
+            fill,
+        });
+    }
+
+    fn flush(
+        pan: &CryptoPan,
+        blocks: &mut Vec<AesBlock>,
+        jobs: &mut Vec<Job>,
+        v4_cache: &mut [V4Slot],
+        v6_cache: &mut [V6Slot],
+        addrs: &mut [IpAddr],
+    ) {
+        if jobs.is_empty() {
             return;
         }
-        self.pan.encrypt_blocks(&mut self.blocks);
-        let mut at = 0usize;
-        for job in &self.jobs {
+        pan.encrypt_blocks(blocks);
+        let mut done = blocks.iter();
+        for job in jobs.iter() {
             let mut otp = job.otp;
-            let n = (job.bits - job.from) as usize;
-            if let Some(done) = self.blocks.get(at..at + n) {
-                for (block, pos) in done.iter().zip(job.from..job.bits) {
-                    otp |= flip_bit(block) << (127 - pos);
-                }
+            // The range first: zip stops on it without taking a block of the next job.
+            for (pos, block) in (job.from..job.bits).zip(done.by_ref()) {
+                otp |= flip_bit(block) << (127 - pos);
             }
-            at += n;
             if job.fill != usize::MAX {
-                let cached_bits = if job.bits == 32 {
-                    V4_CACHED_BITS
-                } else {
-                    V6_CACHED_BITS
-                };
-                let cache = if job.bits == 32 {
-                    &mut self.v4_cache
-                } else {
-                    &mut self.v6_cache
-                };
-                let mask = prefix_mask(cached_bits);
-                if let Some(s) = cache.get_mut(job.fill) {
-                    *s = CacheSlot {
-                        tag: (job.ext & mask).wrapping_add(1),
-                        otp: otp & mask,
+                if job.bits == 32 {
+                    if let Some(s) = v4_cache.get_mut(job.fill) {
+                        *s = V4Slot {
+                            tag: ((job.ext >> 104) as u32) + 1,
+                            otp: ((otp >> 96) as u32) & !0xff,
+                        };
+                    }
+                } else if let Some(s) = v6_cache.get_mut(job.fill) {
+                    *s = V6Slot {
+                        tag: (job.ext >> 64) as u64,
+                        otp: (otp >> 64) as u64,
+                        full: true,
                     };
                 }
             }
@@ -595,8 +681,8 @@ impl Pseudonymiser {
                 *a = from_ext(anon, *a);
             }
         }
-        self.blocks.clear();
-        self.jobs.clear();
+        blocks.clear();
+        jobs.clear();
     }
 }
 
