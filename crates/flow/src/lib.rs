@@ -42,6 +42,7 @@ mod anomaly;
 mod argus;
 mod cryptopan;
 mod export;
+mod geo;
 mod netflow_v5;
 mod packet;
 mod reader;
@@ -57,6 +58,9 @@ pub use cryptopan::{
     CacheStats, CryptoPan, CryptoPanKey, KeyError, Pseudonymiser, ReidentificationApproval,
 };
 pub use export::{Datagram, DatagramDecoder, ExportDecoder};
+pub use geo::{
+    BadCountryCode, CountryCode, GeoError, GeoTable, GeoTableBuilder, LoadReport, MAX_LINE,
+};
 pub use netflow_v5::NetflowV5Decoder;
 pub use reader::{Reader, be_uint};
 pub use record::{Direction, FlowBatch, FlowRecord, FlowSource};
