@@ -47,6 +47,7 @@ mod netflow_v5;
 mod packet;
 mod reader;
 mod record;
+mod selection;
 mod sflow;
 mod template;
 mod text;
@@ -64,6 +65,10 @@ pub use geo::{
 pub use netflow_v5::NetflowV5Decoder;
 pub use reader::{Reader, be_uint};
 pub use record::{Direction, FlowBatch, FlowRecord, FlowSource};
+pub use selection::{
+    Class, Concern, ConcernList, DropReason, DropRule, End, PolicyError, SelectionCounts,
+    SelectionPolicy, Selector, ServerAggregate, Side, UnknownCountry, geo_from_cidr_lists,
+};
 pub use sflow::SflowDecoder;
 pub use template::{Expired, TemplateDecoder, TemplateLimits};
 pub use zeek::ZeekConnReader;
