@@ -619,18 +619,20 @@ impl Pseudonymiser {
         let (hi, lo) = ((ext >> 64) as u64, ext as u64);
         let (pad_hi, pad_lo) = ((self.pan.pad >> 64) as u64, self.pan.pad as u64);
         let (diff_hi, diff_lo) = (hi ^ pad_hi, lo ^ pad_lo);
-        self.blocks.extend((from..128).map(|pos| {
-            let (h, l) = if pos < 64 {
-                (pad_hi ^ (diff_hi & !(u64::MAX >> pos)), pad_lo)
-            } else {
-                (hi, pad_lo ^ (diff_lo & !(u64::MAX >> (pos - 64))))
-            };
+        let block = |h: u64, l: u64| {
             let mut bytes = [0u8; 16];
             let (bh, bl) = bytes.split_at_mut(8);
             bh.copy_from_slice(&h.to_be_bytes());
             bl.copy_from_slice(&l.to_be_bytes());
             AesBlock::from(bytes)
-        }));
+        };
+        self.blocks.extend(
+            (from.min(64)..64).map(|pos| block(pad_hi ^ (diff_hi & !(u64::MAX >> pos)), pad_lo)),
+        );
+        self.blocks.extend(
+            (from.max(64)..128)
+                .map(|pos| block(hi, pad_lo ^ (diff_lo & !(u64::MAX >> (pos - 64))))),
+        );
         self.jobs.push(Job {
             index,
             ext,
@@ -656,10 +658,13 @@ impl Pseudonymiser {
         let mut done = blocks.iter();
         for job in jobs.iter() {
             let mut otp = job.otp;
-            // The range first: zip stops on it without taking a block of the next job.
-            for (pos, block) in (job.from..job.bits).zip(done.by_ref()) {
-                otp |= flip_bit(block) << (127 - pos);
+            // Most significant first; `take` stops without touching the next job's blocks.
+            let mut acc = 0u128;
+            for block in done.by_ref().take((job.bits - job.from) as usize) {
+                acc = acc << 1 | flip_bit(block);
             }
+            // The last position (bits - 1) is bit 128 - bits.
+            otp |= acc << (128 - job.bits);
             if job.fill != usize::MAX {
                 if job.bits == 32 {
                     if let Some(s) = v4_cache.get_mut(job.fill) {
