@@ -1,5 +1,6 @@
-//! mamori's flow room: the one flow record every input is reduced to, and the sans-IO
-//! decoders that produce it (REQUIREMENTS CI-1, CI-3, CI-12).
+//! mamori's flow room: the one flow record every input is reduced to, the sans-IO
+//! decoders that produce it, and the pure parts of the sensor's privacy pipeline —
+//! Crypto-PAn, country lookup, selection (REQUIREMENTS CI-1…CI-4, CI-12).
 //!
 //! # What it holds
 //! - [`FlowRecord`] (compact, `Copy`) and [`FlowBatch`], the caller-owned buffer decoders
@@ -12,7 +13,15 @@
 //! - text readers: [`ZeekConnReader`] (`conn.log`, TSV with `#fields` or JSON lines) and
 //!   [`ArgusReader`] (`binetflow` CSV/TSV), both on the `csv` crate's `ByteRecord`;
 //! - [`Anomaly`] and [`AnomalyCounts`]: everything a decoder cannot use is a typed,
-//!   counted event.
+//!   counted event;
+//! - [`CryptoPan`] and [`Pseudonymiser`]: prefix-preserving pseudonymisation of
+//!   subscriber addresses (CI-4), bit-exact with the reference implementation, inverse
+//!   only with a [`ReidentificationApproval`] (CI-5);
+//! - [`GeoTable`]: the country of an address, from RIR delegation files and CIDR lists;
+//! - [`SelectionPolicy`] and [`Selector`]: select before keeping (CI-2) — domestic↔domestic
+//!   flows dropped and counted per [`DropReason`], non-foreign ends pseudonymised, kept
+//!   flows folded into per-server aggregates unless the server is on the
+//!   [`ConcernList`].
 //!
 //! # Architecture invariant
 //! Pure: bytes or a caller-supplied `io::Read` in, records and counters out. No socket,
@@ -23,6 +32,8 @@
 //! `clippy::indexing_slicing`, `unwrap_used` and `panic`, and a property test per decoder
 //! (`tests/fuzz.rs`) throws truncated, oversized-length, zero-length-template and looping
 //! inputs seeded from real captures at them. Memory is bounded by [`TemplateLimits`].
+//! **No domestic↔domestic flow and no clear subscriber address leaves [`Selector::process`]**
+//! (DESIGN invariants 2 and 3; `tests/selection.rs` on the real logs).
 //!
 //! # API boundary
 //! Callers own sockets, files, clocks and batches: they hand a [`Datagram`] (exporter
