@@ -14,6 +14,14 @@
 //! - [`FlowMeter`]: captured frames (from [`PcapReader`], pcap or pcapng) reduced to
 //!   bidirectional 5-tuple flows with idle and active timeouts; [`udp_payload`] takes
 //!   export datagrams out of captures of export traffic;
+//! - [`CryptoPan`] and [`Pseudonymiser`]: prefix-preserving pseudonymisation of
+//!   subscriber addresses (CI-4), bit-exact with the reference implementation, inverse
+//!   only with a [`ReidentificationApproval`] (CI-5);
+//! - [`GeoTable`]: the country of an address, from RIR delegation files and CIDR lists;
+//! - [`SelectionPolicy`] and [`Selector`]: select before keeping (CI-2) — domestic↔domestic
+//!   flows dropped and counted per [`DropReason`], non-foreign ends pseudonymised, kept
+//!   flows folded into per-server aggregates unless the server is on the
+//!   [`ConcernList`];
 //! - text readers: [`ZeekConnReader`] (`conn.log`, TSV with `#fields` or JSON lines) and
 //!   [`ArgusReader`] (`binetflow` CSV/TSV, on the `csv` crate's `ByteRecord`);
 //! - [`Anomaly`] / [`AnomalyKind`]: everything a decoder cannot use, or deliberately
@@ -31,6 +39,8 @@
 //! bounded property harness per decoder (`tests/fuzz.rs`, run by `cargo test`) feeds
 //! them truncated, oversized-length, zero-length-template and looping inputs seeded from
 //! the real captures. Memory is bounded by [`TemplateLimits`] and [`MeterConfig`].
+//! **No domestic↔domestic flow and no clear subscriber address leaves [`Selector::process`]**
+//! (DESIGN invariants 2 and 3; `tests/selection.rs` on the real logs).
 //!
 //! # API boundary
 //! Callers own sockets, files, clocks and batches: they hand a [`Datagram`] (exporter
@@ -52,13 +62,16 @@
 
 mod anomaly;
 mod argus;
+mod cryptopan;
 mod export;
+mod geo;
 mod meter;
 mod netflow_v5;
 mod packet;
 mod pcap;
 mod reader;
 mod record;
+mod selection;
 mod sflow;
 mod template;
 mod text;
@@ -66,12 +79,22 @@ mod zeek;
 
 pub use anomaly::{Anomaly, AnomalyCounts, AnomalyKind};
 pub use argus::ArgusReader;
+pub use cryptopan::{
+    CacheStats, CryptoPan, CryptoPanKey, KeyError, Pseudonymiser, ReidentificationApproval,
+};
 pub use export::{Datagram, DatagramDecoder, ExportDecoder};
+pub use geo::{
+    BadCountryCode, CountryCode, GeoError, GeoTable, GeoTableBuilder, LoadReport, MAX_LINE,
+};
 pub use meter::{FlowMeter, LinkType, MeterConfig};
 pub use netflow_v5::NetflowV5Decoder;
 pub use pcap::{Frame, PcapReader, udp_payload};
 pub use reader::{Reader, be_uint};
 pub use record::{Direction, FlowBatch, FlowRecord, FlowSource};
+pub use selection::{
+    Class, Concern, ConcernList, DropReason, DropRule, End, PolicyError, SelectionCounts,
+    SelectionPolicy, Selector, ServerAggregate, Side, UnknownCountry, geo_from_cidr_lists,
+};
 pub use sflow::SflowDecoder;
 pub use template::{Expired, TemplateDecoder, TemplateLimits};
 pub use zeek::ZeekConnReader;
