@@ -68,6 +68,12 @@ pub(crate) enum Command {
         #[arg(long, value_name = "SECS")]
         stats_every: Option<u64>,
     },
+    /// Pseudonymise addresses read one per line on stdin with Crypto-PAn; prints address<TAB>pseudonym
+    Pseudonymise {
+        /// The 32-byte Crypto-PAn key as 64 hex digits (AES key, then padding key, as in the reference code) [env: MAMORI_PSEUDONYM_KEY]
+        #[arg(long, env = "MAMORI_PSEUDONYM_KEY", hide_env_values = true)]
+        key_hex: String,
+    },
     /// The overseer's tools: verify the ledger independently, print transparency figures
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -56,6 +56,46 @@ fn flows_command(
     Ok(())
 }
 
+/// `mamori pseudonymise`: lets a carrier check its key and setup against another
+/// implementation (e.g. yacryptopan). Bad lines are reported with their number and skipped;
+/// the exit status says whether there were any.
+fn pseudonymise(key_hex: &str) -> anyhow::Result<()> {
+    use std::io::{BufRead, Write};
+    let key = mamori_flow::CryptoPanKey::from_hex(key_hex.trim()).map_err(|e| {
+        anyhow::anyhow!("--key-hex: {e} (expected 64 hex digits: AES key, then padding key)")
+    })?;
+    let mut p = mamori_flow::Pseudonymiser::new(&key);
+    let stdin = std::io::stdin().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut bad = 0u64;
+    for (n, line) in stdin.lines().enumerate() {
+        let line = line?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        match text.parse::<std::net::IpAddr>() {
+            Ok(addr) => writeln!(out, "{addr}\t{}", p.pseudonymise(addr))?,
+            Err(_) => {
+                bad += 1;
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!(
+                        "line {}: {:?} is not an IPv4 or IPv6 address; skipped",
+                        n + 1,
+                        text.chars().take(60).collect::<String>()
+                    );
+                }
+            }
+        }
+    }
+    out.flush()?;
+    if bad > 0 {
+        anyhow::bail!("{bad} line(s) were not addresses");
+    }
+    Ok(())
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
@@ -81,6 +121,9 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         } => {
             tokio::task::spawn_blocking(move || flows_command(&files, format, output, stats))
                 .await?
+        }
+        cli::Command::Pseudonymise { key_hex } => {
+            tokio::task::spawn_blocking(move || pseudonymise(&key_hex)).await?
         }
         cli::Command::Collect {
             listen,

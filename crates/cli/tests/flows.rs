@@ -231,3 +231,31 @@ fn collect_prints_what_it_receives_and_counts_it() {
     );
     assert_eq!(cols[2].parse::<usize>().unwrap(), records, "{summary}");
 }
+
+#[test]
+fn pseudonymise_matches_the_reference_trace() {
+    // The original Crypto-PAn distribution's sample key and trace (also in
+    // crates/flow/tests/cryptopan.rs, where it is checked against yacryptopan too).
+    let key = "1522178d33a4cf80130a5b1649907d10d8988f837979652762574c2d2a842202";
+    let out = mamori()
+        .args(["pseudonymise", "--key-hex", &key])
+        .write_stdin("128.11.68.132\n\nnot-an-address\n129.118.74.4\n")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        "128.11.68.132\t135.242.180.132\n129.118.74.4\t134.136.186.123\n"
+    );
+    assert!(
+        !out.status.success(),
+        "a bad line makes the exit status fail"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3: \"not-an-address\""));
+    let out = mamori()
+        .args(["pseudonymise", "--key-hex", "abcd"])
+        .write_stdin("1.2.3.4\n")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--key-hex"));
+}
