@@ -25,13 +25,15 @@
 //! beacon score is the geometric mean of RITA's score and a **timing significance**
 //! score, the stronger of two tests against memoryless (Poisson) arrivals:
 //! - *interval concentration*: how many intervals lie within ±10 % of the median; under
-//!   an exponential law that probability is 0.069, so a binomial tail (with p = 0.1)
-//!   gives a p-value;
+//!   an exponential law that probability is 2^-0.9 − 2^-1.1 = 0.069, so a binomial tail
+//!   (the median interval itself left out) gives a p-value;
 //! - *phase coherence* (sampling-robust): under 1:N packet sampling most connections
 //!   vanish and the intervals become random multiples of the period, which ruins every
 //!   interval statistic, but the surviving start times still sit on the lattice
-//!   t0 + k·P. For candidate periods (the smallest intervals divided by 1–4) the Rayleigh
-//!   test on the phases t/P gives a p-value, Bonferroni-corrected for the candidates.
+//!   t0 + k·P. For candidate periods (the smallest intervals divided by 1–4, each
+//!   refined by a least-squares fit over all pairwise differences) the Rayleigh test on
+//!   the phases t/P gives a p-value, corrected for the candidates and the frequencies
+//!   searched (look-elsewhere).
 //!
 //! The timing score is −log10(p)/12, capped at 1: p = 10⁻⁶ scores 0.5, RITA's base
 //! threshold. Assumption (stated in the crate docs): jitter is per connection around a
@@ -41,11 +43,13 @@
 //! # C2
 //! A beacon is promoted to `c2` by traits documented for C2 channels, combined by
 //! noisy-OR with the beacon score: a non-standard service port (ATT&CK T1571, weight
-//! 0.5), a long-lived session (up to 0.3 at one hour), and an upload-heavy exchange
-//! (exfiltration over the C2 channel, T1041, up to 0.3). Promotion needs some timing
-//! repetition (beacon ≥ 0.25), traits that alone reach 0.5, and a combined score ≥ the
-//! configured C2 threshold. The weights are priors from the behaviour catalogue, not
-//! fitted to the test files.
+//! 0.5), persistent presence (total connected time, as RITA's long-connection
+//! analysis sums it; up to 0.3 at one hour), and an upload-heavy exchange
+//! (exfiltration over the C2 channel, T1041, up to 0.3). Promotion needs a repeated
+//! relationship (≥ `min_connections`) that the server answered with data, traits that
+//! alone reach 0.5, and a combined score ≥ the configured C2 threshold (0.75). The
+//! weights are priors from the behaviour catalogue, not fitted to the test files; a
+//! RAT that is not periodic at all can still be promoted by its traits.
 
 use std::net::IpAddr;
 
@@ -55,6 +59,9 @@ use crate::finding::{BeaconEvidence, Clients, Evidence, Finding, FindingKind};
 use crate::orient::{Oriented, is_nonstandard_port, orient};
 use crate::stats;
 use mamori_flow::FlowRecord;
+
+/// P(|X − m| ≤ 0.1·m) for exponential X with median m: 2^-0.9 − 2^-1.1.
+const CONC_NULL: f64 = 0.069_4;
 
 /// Connection start times kept per pair.
 pub const KEPT: usize = 32;
@@ -102,7 +109,7 @@ impl Default for BeaconConfig {
             bimodal_min_bins: 11,
             phase_min_points: 8,
             min_period_s: 1.0,
-            c2_threshold: 0.7,
+            c2_threshold: 0.75,
             max_pairs: 1 << 20,
         }
     }
@@ -130,6 +137,8 @@ pub struct PairState {
     bytes_down: u64,
     count: u32,
     max_dur_ms: u32,
+    /// Sum of connection durations, ms (saturating).
+    total_dur_ms: u32,
     /// Start and end (ms after `first_ms`) and client port of the latest connection,
     /// to merge active-timeout splits of one long connection.
     last_start_off: u32,
@@ -164,6 +173,7 @@ impl PairState {
             bytes_down: 0,
             count: 0,
             max_dur_ms: 0,
+            total_dur_ms: 0,
             last_start_off: 0,
             last_end_off: 0,
             last_sport: 0,
@@ -186,7 +196,7 @@ impl PairState {
         if n < 4 {
             return None;
         }
-        let Scratch { a, b } = scratch;
+        let Scratch { a, b, .. } = scratch;
         a.clear();
         a.extend(
             self.ts[..n]
@@ -232,6 +242,9 @@ impl PairState {
             && s >= self.last_start_off
             && s <= self.last_end_off.saturating_add(2_000);
         if continuation {
+            self.total_dur_ms = self
+                .total_dur_ms
+                .saturating_add(e.saturating_sub(self.last_end_off));
             self.last_end_off = self.last_end_off.max(e);
             self.max_dur_ms = self.max_dur_ms.max(self.last_end_off - self.last_start_off);
             return;
@@ -240,6 +253,7 @@ impl PairState {
         self.last_start_off = s;
         self.last_end_off = e;
         self.max_dur_ms = self.max_dur_ms.max(e - s);
+        self.total_dur_ms = self.total_dur_ms.saturating_add(e - s);
         let index = self.count;
         self.count = self.count.saturating_add(1);
         if !index.is_multiple_of(1 << self.level) {
@@ -288,7 +302,7 @@ impl PairState {
         }
         let ts = &self.ts[..n];
         let sizes = &self.size[..n];
-        let Scratch { a, b } = scratch;
+        let Scratch { a, b, c } = scratch;
 
         // Timestamp score.
         a.clear();
@@ -315,13 +329,19 @@ impl PairState {
         let conc_log10_p = if q2 >= cfg.min_period_s {
             // The median itself is one of the near intervals when the count is odd.
             let k = (near as u32).saturating_sub(intervals % 2);
-            stats::binomial_tail_log10(k, intervals.saturating_sub(intervals % 2), 0.1)
+            stats::binomial_tail_log10(k, intervals.saturating_sub(intervals % 2), CONC_NULL)
         } else {
             0.0
         };
 
         // Phase coherence on candidate periods from the smallest intervals.
-        let (phase_period, phase_r, phase_log10_p) = self.phase_test(a, cfg);
+        // Run only when the intervals alone are not already conclusive (p > 10⁻⁶):
+        // it is the slow path, needed for sampled or partly periodic series.
+        let (phase_period, phase_r, phase_log10_p) = if conc_log10_p > -6.0 {
+            self.phase_test(a, cfg, c)
+        } else {
+            (0.0, 0.0, 0.0)
+        };
 
         // Data-size score.
         b.clear();
@@ -376,6 +396,13 @@ impl PairState {
                 phase_coherence: phase_r,
                 phase_neg_log10_p: -phase_log10_p,
                 max_duration_s: f64::from(self.max_dur_ms) / 1000.0,
+                // Concurrent connections must not count twice: presence is capped by
+                // the relationship's elapsed span.
+                total_duration_s: f64::from(self.total_dur_ms.min(
+                    self.last_end_off
+                        .max(offset(self.last_ms, self.first_ms)),
+                )) / 1000.0,
+                down_bytes_per_connection: self.bytes_down as f64 / f64::from(self.count.max(1)),
                 upload_share,
                 nonstandard_port: false,
                 server_clients: 0,
@@ -384,8 +411,21 @@ impl PairState {
     }
 
     /// Best (period, coherence, log10 p corrected) over the candidate periods.
-    /// `sorted_intervals` holds the intervals, seconds, sorted.
-    fn phase_test(&self, sorted_intervals: &[f64], cfg: &BeaconConfig) -> (f64, f64, f64) {
+    /// `sorted_intervals` holds the intervals, seconds, sorted; `diffs` is scratch.
+    ///
+    /// A candidate (an interval divided by 1–4) is far too coarse to hold phase over a
+    /// day (a 60 s period must be right to ~P²/T = 0.04 s), so each is refined first:
+    /// walking all pairwise differences in increasing order, each one consistent with
+    /// the current period (within P/4 of a multiple k·P) joins a least-squares fit
+    /// P = Σk·d / Σk², so the long differences pin P down (the per-point jitter does not
+    /// grow with the span). The p-value is corrected for the candidates tried and for
+    /// the frequencies the refinement could have landed on (span / 2P per candidate).
+    fn phase_test(
+        &self,
+        sorted_intervals: &[f64],
+        cfg: &BeaconConfig,
+        diffs: &mut Vec<f64>,
+    ) -> (f64, f64, f64) {
         let n = usize::from(self.len);
         if n < cfg.phase_min_points {
             return (0.0, 0.0, 0.0);
@@ -406,18 +446,40 @@ impl PairState {
                 }
             }
         }
-        let mut candidates = 0u32;
+        let ts = &self.ts[..n];
+        diffs.clear();
+        for (i, a) in ts.iter().enumerate() {
+            for b in &ts[i + 1..] {
+                diffs.push(f64::from(b - a) / 1000.0);
+            }
+        }
+        diffs.sort_unstable_by(f64::total_cmp);
+        let span = diffs.last().copied().unwrap_or(0.0);
+        let mut trials = 0.0f64;
         let mut best = (0.0, 0.0, 0.0);
         for base in &bases[..nb] {
             for m in 1..=4u32 {
-                let period = base / f64::from(m);
+                let mut period = base / f64::from(m);
                 if period < cfg.min_period_s {
                     break;
                 }
-                candidates += 1;
+                let (mut skd, mut skk) = (0.0f64, 0.0f64);
+                for d in diffs.iter().copied() {
+                    let k = (d / period).round();
+                    if k < 1.0 || (d - k * period).abs() > period / 4.0 {
+                        continue;
+                    }
+                    skd += k * d;
+                    skk += k * k;
+                    period = skd / skk;
+                }
+                if period < cfg.min_period_s {
+                    continue;
+                }
+                trials += (span / (2.0 * period)).max(1.0);
                 let w = std::f64::consts::TAU / period;
                 let (mut c, mut s) = (0.0f64, 0.0f64);
-                for t in &self.ts[..n] {
+                for t in ts {
                     let phase = w * (f64::from(*t) / 1000.0);
                     c += phase.cos();
                     s += phase.sin();
@@ -429,8 +491,8 @@ impl PairState {
                 }
             }
         }
-        if candidates > 0 {
-            best.2 = (best.2 + f64::from(candidates).log10()).min(0.0);
+        if trials > 0.0 {
+            best.2 = (best.2 + trials.log10()).min(0.0);
         }
         best
     }
@@ -527,6 +589,7 @@ fn round3(x: f64) -> f64 {
 pub struct Scratch {
     a: Vec<f64>,
     b: Vec<f64>,
+    c: Vec<f64>,
 }
 
 /// A pair's beacon score and its figures.
@@ -707,13 +770,18 @@ impl BeaconDetector {
 }
 
 /// Noisy-OR of the beacon score with the C2 traits; `(score, promoted)`.
+///
+/// Promotion needs a repeated, answered relationship (the caller checks the connection
+/// count), the server sending more than bare TCP headers back (≥ 120 bytes per
+/// connection), traits that alone reach 0.5, and the combined score at `threshold`.
 pub fn c2_score(beacon: f64, e: &BeaconEvidence, threshold: f64) -> (f64, bool) {
     let port = if e.nonstandard_port { 0.5 } else { 0.0 };
-    let long = 0.3 * (e.max_duration_s / 3600.0).min(1.0);
+    let long = 0.3 * (e.total_duration_s / 3600.0).min(1.0);
     let upload = 0.3 * ((e.upload_share - 0.5) / 0.5).clamp(0.0, 1.0);
     let traits = 1.0 - (1.0 - port) * (1.0 - long) * (1.0 - upload);
     let combined = 1.0 - (1.0 - beacon) * (1.0 - traits);
-    let promoted = beacon >= 0.25 && traits >= 0.5 && combined >= threshold;
+    let answered = e.down_bytes_per_connection >= 120.0;
+    let promoted = answered && traits >= 0.5 && combined >= threshold;
     (combined, promoted)
 }
 

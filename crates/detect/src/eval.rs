@@ -5,16 +5,19 @@
 //! - CTU / Stratosphere per-flow labels: the `label` (+ `detailedlabel`) columns of a
 //!   Zeek `conn.log.labeled`, or the `Label` column of an Argus `binetflow`
 //!   ([`Labels::from_zeek_labeled`], [`Labels::from_binetflow`]). A malicious flow
-//!   (`Malicious`, `Malware`, `Botnet`, `Attack`) makes its originator a malicious
-//!   source; a label naming C&C (`C&C`, `CC`) makes its responder a C2 server.
+//!   names, by its label: C&C (`C&C`, `CC<n>`) → responder is a C2 server, originator
+//!   a bot; malware traffic (`Malware`, `From-Botnet`) → originator is a bot, responder
+//!   a malware server (not when it is port 53/123: resolvers are not infrastructure);
+//!   any other malicious label (`Malicious`, `Attack`, `Scan`) → originator is an
+//!   attacker (a malicious source).
 //! - A ground-truth summary like `../shared/data/botnet/GROUND_TRUTH.tsv`
 //!   ([`Labels::from_ground_truth`]): roles naming `c2` or `beacon destination` are C2
 //!   servers, `bot` / `beacon source` are bots.
 //!
 //! # What counts
 //! A finding claims its `address`. `c2`, `beacon` and `botnet` claims are checked
-//! against the C2 servers, `scan` claims against the malicious sources (C2 servers
-//! excluded), `ddos` against the labelled victims. Everything the labels do not mark
+//! against the C2 and malware servers, `scan` claims against the malicious sources (C2 servers
+//! and bots excluded: a bot's C&C traffic does not make it a scanner), `ddos` against the labelled victims. Everything the labels do not mark
 //! is taken as benign, so every other claim is a false address. Indicator hits are
 //! counted but not scored (a list is not a label).
 
@@ -38,6 +41,8 @@ pub struct Labels {
     pub malicious_sources: BTreeSet<IpAddr>,
     /// C2 servers.
     pub c2_servers: BTreeSet<IpAddr>,
+    /// Other servers malware-labelled flows contact (not resolvers on 53/123).
+    pub malware_servers: BTreeSet<IpAddr>,
     /// Infected clients.
     pub bots: BTreeSet<IpAddr>,
     /// DDoS victims.
@@ -46,9 +51,19 @@ pub struct Labels {
     pub labelled_flows: u64,
 }
 
+fn is_attack(label: &str) -> bool {
+    let l = label.to_ascii_lowercase();
+    l.contains("attack") || l.contains("scan")
+}
+
+fn is_malware(label: &str) -> bool {
+    let l = label.to_ascii_lowercase();
+    (l.contains("malware") || l.contains("from-botnet")) && !is_attack(label)
+}
+
 fn is_malicious(label: &str) -> bool {
     let l = label.to_ascii_lowercase();
-    ["malicious", "malware", "botnet", "attack"]
+    ["malicious", "malware", "botnet", "attack", "scan"]
         .iter()
         .any(|w| l.contains(w))
         && !l.starts_with("benign")
@@ -91,7 +106,7 @@ impl Labels {
     /// `detailedlabel` columns).
     pub fn from_zeek_labeled(input: impl BufRead) -> Result<Self, Error> {
         let mut out = Labels::default();
-        let mut cols: Option<(usize, usize, usize, Option<usize>)> = None;
+        let mut cols: Option<(usize, usize, usize, usize, Option<usize>)> = None;
         lines(input, |line| {
             if let Some(h) = line.strip_prefix("#fields\t") {
                 let names: Vec<&str> = h.split('\t').collect();
@@ -104,6 +119,7 @@ impl Labels {
                 cols = Some((
                     at("id.orig_h")?,
                     at("id.resp_h")?,
+                    at("id.resp_p")?,
                     at("label")?,
                     names.iter().position(|x| *x == "detailedlabel"),
                 ));
@@ -112,13 +128,13 @@ impl Labels {
             if line.starts_with('#') || line.is_empty() {
                 return Ok(());
             }
-            let Some((o, r, l, d)) = cols else {
+            let Some((o, r, p, l, d)) = cols else {
                 return Err(Error::MissingColumn { column: "#fields" });
             };
             let f: Vec<&str> = line.split('\t').collect();
             let get = |i: usize| f.get(i).copied().unwrap_or("");
             let label = format!("{} {}", get(l), d.map(get).unwrap_or(""));
-            out.add(get(o), get(r), &label);
+            out.add(get(o), get(r), get(p), &label);
             Ok(())
         })?;
         Ok(out)
@@ -127,12 +143,12 @@ impl Labels {
     /// Labels from an Argus / CTU `binetflow` (CSV or TSV with a `Label` column).
     pub fn from_binetflow(input: impl BufRead) -> Result<Self, Error> {
         let mut out = Labels::default();
-        let mut cols: Option<(char, usize, usize, usize)> = None;
+        let mut cols: Option<(char, usize, usize, usize, usize)> = None;
         lines(input, |line| {
             if line.trim().is_empty() {
                 return Ok(());
             }
-            let Some((sep, s, d, l)) = cols else {
+            let Some((sep, s, d, p, l)) = cols else {
                 let sep = if line.contains('\t') { '\t' } else { ',' };
                 let names: Vec<&str> = line.split(sep).map(str::trim).collect();
                 let at = |n: &'static str| {
@@ -141,12 +157,12 @@ impl Labels {
                         .position(|x| *x == n)
                         .ok_or(Error::MissingColumn { column: n })
                 };
-                cols = Some((sep, at("SrcAddr")?, at("DstAddr")?, at("Label")?));
+                cols = Some((sep, at("SrcAddr")?, at("DstAddr")?, at("Dport")?, at("Label")?));
                 return Ok(());
             };
             let f: Vec<&str> = line.split(sep).map(str::trim).collect();
             let get = |i: usize| f.get(i).copied().unwrap_or("");
-            out.add(get(s), get(d), get(l));
+            out.add(get(s), get(d), get(p), get(l));
             Ok(())
         })?;
         Ok(out)
@@ -176,7 +192,6 @@ impl Labels {
                 out.c2_servers.insert(addr);
             } else if role.contains("bot") || role.contains("beacon source") {
                 out.bots.insert(addr);
-                out.malicious_sources.insert(addr);
             } else if role.contains("victim") && role.contains("ddos") {
                 out.ddos_victims.insert(addr);
             }
@@ -186,7 +201,7 @@ impl Labels {
         Ok(out)
     }
 
-    fn add(&mut self, src: &str, dst: &str, label: &str) {
+    fn add(&mut self, src: &str, dst: &str, dport: &str, label: &str) {
         self.labelled_flows += 1;
         if !is_malicious(label) && !is_cc(label) {
             return;
@@ -195,16 +210,26 @@ impl Labels {
             return;
         };
         if is_cc(label) {
+            // A bot talking to its C2: the bot is not a scanner or attacker by this flow.
             self.c2_servers.insert(d);
             self.bots.insert(s);
+        } else if is_malware(label) {
+            // Traffic the malware made: its originator is infected, its responder one of
+            // the malware's contacts, unless that is a resolver or time server.
+            self.bots.insert(s);
+            if !matches!(dport.trim(), "53" | "123") {
+                self.malware_servers.insert(d);
+            }
+        } else {
+            self.malicious_sources.insert(s);
         }
-        self.malicious_sources.insert(s);
     }
 
     /// Adds another label source (e.g. a file's labels and a ground-truth summary).
     pub fn merge(&mut self, other: Labels) {
         self.malicious_sources.extend(other.malicious_sources);
         self.c2_servers.extend(other.c2_servers);
+        self.malware_servers.extend(other.malware_servers);
         self.bots.extend(other.bots);
         self.ddos_victims.extend(other.ddos_victims);
         self.labelled_flows += other.labelled_flows;
@@ -213,11 +238,12 @@ impl Labels {
     fn truth(&self, kind: FindingKind) -> Option<BTreeSet<IpAddr>> {
         match kind {
             FindingKind::C2 | FindingKind::Beacon | FindingKind::Botnet => {
-                Some(self.c2_servers.clone())
+                Some(self.c2_servers.union(&self.malware_servers).copied().collect())
             }
             FindingKind::Scan => Some(
                 self.malicious_sources
-                    .difference(&self.c2_servers)
+                    .iter()
+                    .filter(|a| !self.c2_servers.contains(a) && !self.bots.contains(a))
                     .copied()
                     .collect(),
             ),
@@ -392,12 +418,17 @@ mod tests {
         let text = "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,Label\n\
             t,0,tcp,10.0.0.5,1,->,192.0.2.9,80,flow=From-Botnet-V42-TCP-CC6-Plain-HTTP\n\
             t,0,tcp,10.0.0.6,1,->,192.0.2.10,80,flow=Background-TCP-Established\n\
-            t,0,tcp,10.0.0.7,1,->,192.0.2.11,80,flow=Malware-TCP\n";
+            t,0,tcp,10.0.0.7,1,->,192.0.2.11,80,flow=Malware-TCP\n\
+            t,0,tcp,198.51.100.1,1,->,10.0.0.8,23,flow=Attack-Telnet\n";
         let l = Labels::from_binetflow(text.as_bytes()).unwrap();
         assert_eq!(l.c2_servers.len(), 1);
         assert!(l.c2_servers.contains(&IpAddr::from([192, 0, 2, 9])));
-        assert_eq!(l.malicious_sources.len(), 2);
-        assert_eq!(l.labelled_flows, 3);
+        assert_eq!(l.malicious_sources.len(), 1);
+        assert!(l.malicious_sources.contains(&IpAddr::from([198, 51, 100, 1])));
+        assert!(l.bots.contains(&IpAddr::from([10, 0, 0, 5])));
+        assert!(l.bots.contains(&IpAddr::from([10, 0, 0, 7])));
+        assert!(l.malware_servers.contains(&IpAddr::from([192, 0, 2, 11])));
+        assert_eq!(l.labelled_flows, 4);
     }
 
     #[test]

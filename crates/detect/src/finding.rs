@@ -191,6 +191,11 @@ pub struct BeaconEvidence {
     pub phase_neg_log10_p: f64,
     /// Longest single connection, seconds.
     pub max_duration_s: f64,
+    /// Connected time: the sum of the connections' durations, capped by the span from
+    /// the first connection's start to the last one's end (overlaps count once at most).
+    pub total_duration_s: f64,
+    /// Server → client bytes per connection.
+    pub down_bytes_per_connection: f64,
     /// Fraction of the pair's bytes the client sent (upload share).
     pub upload_share: f64,
     /// Whether the server port is outside the well-known service ports.

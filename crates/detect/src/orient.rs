@@ -59,9 +59,13 @@ pub(crate) fn orient(r: &FlowRecord) -> Oriented {
 
 /// Well-known service ports benign clients reach every day. A repeated contact on a
 /// port outside this list is a C2 trait (MITRE ATT&CK T1571, Non-Standard Port).
-const SERVICE_PORTS: [u16; 34] = [
+/// Push channels (XMPP 5222, APNs 5223, FCM 5228, MQTT 1883/8883) are listed: they are
+/// persistent, periodic and answered by design, exactly like C2, and only the port tells
+/// them apart from flow metadata. (1883/8883 were added after ESET's MQTT push channel
+/// showed up as three false C2 servers in sdt-008.)
+const SERVICE_PORTS: [u16; 36] = [
     0, 20, 21, 22, 25, 53, 67, 68, 80, 110, 123, 137, 138, 143, 161, 389, 443, 465, 500, 587, 853,
-    993, 995, 1900, 3478, 4500, 5222, 5223, 5228, 5353, 8080, 8443, 5349, 19302,
+    993, 995, 1900, 3478, 4500, 5222, 5223, 5228, 5353, 8080, 8443, 5349, 19302, 1883, 8883,
 ];
 
 /// Whether `port` is outside the well-known service ports.
