@@ -30,7 +30,7 @@
 //! - *phase coherence* (sampling-robust): under 1:N packet sampling most connections
 //!   vanish and the intervals become random multiples of the period, which ruins every
 //!   interval statistic, but the surviving start times still sit on the lattice
-//!   t0 + k·P. For candidate periods (the smallest intervals divided by 1–4, each
+//!   t0 + k·P. For candidate periods (the smallest intervals divided by 1–24, each
 //!   refined by a least-squares fit over all pairwise differences) the Rayleigh test on
 //!   the phases t/P gives a p-value, corrected for the candidates and the frequencies
 //!   searched (look-elsewhere).
@@ -62,6 +62,10 @@ use mamori_flow::FlowRecord;
 
 /// P(|X − m| ≤ 0.1·m) for exponential X with median m: 2^-0.9 − 2^-1.1.
 const CONC_NULL: f64 = 0.069_4;
+
+/// Candidate periods are the smallest intervals divided by 1..=this: under 1:N
+/// sampling the smallest surviving interval is a small multiple of the period.
+const PHASE_DIVISORS: u32 = 24;
 
 /// Connection start times kept per pair.
 pub const KEPT: usize = 32;
@@ -413,7 +417,7 @@ impl PairState {
     /// Best (period, coherence, log10 p corrected) over the candidate periods.
     /// `sorted_intervals` holds the intervals, seconds, sorted; `diffs` is scratch.
     ///
-    /// A candidate (an interval divided by 1–4) is far too coarse to hold phase over a
+    /// A candidate (an interval divided by 1–24) is far too coarse to hold phase over a
     /// day (a 60 s period must be right to ~P²/T = 0.04 s), so each is refined first:
     /// walking all pairwise differences in increasing order, each one consistent with
     /// the current period (within P/4 of a multiple k·P) joins a least-squares fit
@@ -458,21 +462,12 @@ impl PairState {
         let mut trials = 0.0f64;
         let mut best = (0.0, 0.0, 0.0);
         for base in &bases[..nb] {
-            for m in 1..=4u32 {
+            for m in 1..=PHASE_DIVISORS {
                 let mut period = base / f64::from(m);
                 if period < cfg.min_period_s {
                     break;
                 }
-                let (mut skd, mut skk) = (0.0f64, 0.0f64);
-                for d in diffs.iter().copied() {
-                    let k = (d / period).round();
-                    if k < 1.0 || (d - k * period).abs() > period / 4.0 {
-                        continue;
-                    }
-                    skd += k * d;
-                    skk += k * k;
-                    period = skd / skk;
-                }
+                period = refine_period(period, f64::from(m), diffs);
                 if period < cfg.min_period_s {
                     continue;
                 }
@@ -578,6 +573,47 @@ impl PairState {
         };
         (hist_score, dur_score)
     }
+}
+
+/// Least-squares period over the pairwise differences consistent with `period`
+/// (a candidate made from one interval of `cycles` periods). A difference gets its cycle
+/// count k only once the fit is precise enough for k to be unambiguous (k·σ_P < P/4);
+/// each pass tightens σ_P and so reaches longer differences (at most 6 passes).
+fn refine_period(mut period: f64, cycles: f64, diffs: &[f64]) -> f64 {
+    // One difference jitters by about ±P/8 until the residuals say otherwise.
+    let mut sigma_p = period / 8.0 / cycles.max(1.0);
+    for _ in 0..6 {
+        let (mut skd, mut skk, mut ss, mut n) = (0.0f64, 0.0f64, 0.0f64, 0u32);
+        let mut skipped = false;
+        for d in diffs.iter().copied() {
+            let k = (d / period).round();
+            if k < 1.0 {
+                continue;
+            }
+            if k * sigma_p > period / 4.0 {
+                skipped = true;
+                break; // diffs are sorted: every later one is at least as far
+            }
+            let resid = d - k * period;
+            if resid.abs() > period / 4.0 {
+                continue;
+            }
+            skd += k * d;
+            skk += k * k;
+            ss += resid * resid;
+            n += 1;
+        }
+        if n == 0 || skk <= 0.0 {
+            return period;
+        }
+        period = skd / skk;
+        let sigma_d = (ss / f64::from(n)).sqrt().max(period / 32.0);
+        sigma_p = sigma_d / skk.sqrt();
+        if !skipped {
+            break;
+        }
+    }
+    period
 }
 
 fn round3(x: f64) -> f64 {
