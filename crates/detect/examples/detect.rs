@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use mamori_detect::eval::{Labels, evaluate};
 use mamori_detect::{DetectConfig, Detectors, IndicatorSetBuilder, ScanProfile};
-use mamori_flow::{ArgusReader, Datagram, DatagramDecoder, ExportDecoder, FlowBatch, ZeekConnReader};
+use mamori_flow::{
+    ArgusReader, Datagram, DatagramDecoder, ExportDecoder, FlowBatch, ZeekConnReader,
+};
 
 fn open(path: &str) -> BufReader<std::fs::File> {
     BufReader::new(std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}")))
@@ -51,7 +53,8 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--profile" => {
-                cfg.scan.profile = ScanProfile::parse(&args.next().unwrap()).expect("telescope|slips")
+                cfg.scan.profile =
+                    ScanProfile::parse(&args.next().unwrap()).expect("telescope|slips")
             }
             "--feodo" => {
                 let p = args.next().unwrap();
@@ -59,7 +62,11 @@ fn main() {
             }
             "--drop" => {
                 let p = args.next().unwrap();
-                let name = if p.contains("edrop") { "spamhaus-edrop" } else { "spamhaus-drop" };
+                let name = if p.contains("edrop") {
+                    "spamhaus-edrop"
+                } else {
+                    "spamhaus-drop"
+                };
                 ind.add_drop_list(open(&p), name).unwrap();
             }
             "--labels" => {
@@ -77,7 +84,9 @@ fn main() {
                 let l = Labels::from_ground_truth(open(&p), &ds).unwrap();
                 labels.get_or_insert_with(Labels::default).merge(l);
             }
-            "--beacon-threshold" => cfg.beacon.report_threshold = args.next().unwrap().parse().unwrap(),
+            "--beacon-threshold" => {
+                cfg.beacon.report_threshold = args.next().unwrap().parse().unwrap()
+            }
             "--top" => top = args.next().unwrap().parse().unwrap(),
             "--json" => json = true,
             _ => files.push(a),

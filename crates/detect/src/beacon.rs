@@ -402,10 +402,10 @@ impl PairState {
                 max_duration_s: f64::from(self.max_dur_ms) / 1000.0,
                 // Concurrent connections must not count twice: presence is capped by
                 // the relationship's elapsed span.
-                total_duration_s: f64::from(self.total_dur_ms.min(
-                    self.last_end_off
-                        .max(offset(self.last_ms, self.first_ms)),
-                )) / 1000.0,
+                total_duration_s: f64::from(
+                    self.total_dur_ms
+                        .min(self.last_end_off.max(offset(self.last_ms, self.first_ms))),
+                ) / 1000.0,
                 down_bytes_per_connection: self.bytes_down as f64 / f64::from(self.count.max(1)),
                 upload_share,
                 nonstandard_port: false,

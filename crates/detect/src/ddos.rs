@@ -165,11 +165,16 @@ impl DdosDetector {
         // long download is not a burst in the window where it started.
         let f = r.sampling_factor();
         let window_ms = u64::from(cfg.window_s.max(1)) * 1000;
-        let dur_ms = u64::try_from(r.end_ms - r.start_ms).unwrap_or(0).max(window_ms);
+        let dur_ms = u64::try_from(r.end_ms - r.start_ms)
+            .unwrap_or(0)
+            .max(window_ms);
         let share = |n: u64| ((u128::from(n) * u128::from(window_ms)) / u128::from(dur_ms)) as u64;
         let packets = share(r.packets.saturating_mul(f));
         st.counts.packets = st.counts.packets.saturating_add(packets);
-        st.counts.bytes = st.counts.bytes.saturating_add(share(r.bytes.saturating_mul(f)));
+        st.counts.bytes = st
+            .counts
+            .bytes
+            .saturating_add(share(r.bytes.saturating_mul(f)));
         st.counts.flows = st.counts.flows.saturating_add(f);
         if r.is_icmp() {
             st.counts.icmp_packets = st.counts.icmp_packets.saturating_add(packets);

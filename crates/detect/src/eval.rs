@@ -157,7 +157,13 @@ impl Labels {
                         .position(|x| *x == n)
                         .ok_or(Error::MissingColumn { column: n })
                 };
-                cols = Some((sep, at("SrcAddr")?, at("DstAddr")?, at("Dport")?, at("Label")?));
+                cols = Some((
+                    sep,
+                    at("SrcAddr")?,
+                    at("DstAddr")?,
+                    at("Dport")?,
+                    at("Label")?,
+                ));
                 return Ok(());
             };
             let f: Vec<&str> = line.split(sep).map(str::trim).collect();
@@ -237,9 +243,12 @@ impl Labels {
 
     fn truth(&self, kind: FindingKind) -> Option<BTreeSet<IpAddr>> {
         match kind {
-            FindingKind::C2 | FindingKind::Beacon | FindingKind::Botnet => {
-                Some(self.c2_servers.union(&self.malware_servers).copied().collect())
-            }
+            FindingKind::C2 | FindingKind::Beacon | FindingKind::Botnet => Some(
+                self.c2_servers
+                    .union(&self.malware_servers)
+                    .copied()
+                    .collect(),
+            ),
             FindingKind::Scan => Some(
                 self.malicious_sources
                     .iter()
@@ -424,7 +433,10 @@ mod tests {
         assert_eq!(l.c2_servers.len(), 1);
         assert!(l.c2_servers.contains(&IpAddr::from([192, 0, 2, 9])));
         assert_eq!(l.malicious_sources.len(), 1);
-        assert!(l.malicious_sources.contains(&IpAddr::from([198, 51, 100, 1])));
+        assert!(
+            l.malicious_sources
+                .contains(&IpAddr::from([198, 51, 100, 1]))
+        );
         assert!(l.bots.contains(&IpAddr::from([10, 0, 0, 5])));
         assert!(l.bots.contains(&IpAddr::from([10, 0, 0, 7])));
         assert!(l.malware_servers.contains(&IpAddr::from([192, 0, 2, 11])));

@@ -61,7 +61,7 @@ pub fn fan_in_findings(beacons: &BeaconDetector, cfg: &FanInConfig) -> Vec<Findi
         if rows.len() < cfg.min_clients {
             continue;
         }
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.sort_by_key(|r| r.0);
         let mut v: Vec<f64> = rows.iter().map(|r| r.1).collect();
         v.sort_unstable_by(f64::total_cmp);
         let m_int = stats::median_sorted(&v);

@@ -289,6 +289,67 @@ pub struct IndicatorEvidence {
     pub as_destination: bool,
 }
 
+/// Rounds to 4 decimals: evidence is for people, and short decimals survive a JSON
+/// round trip exactly (serde_json's fast float path is exact below 2^53 · 10^±22).
+fn r4(x: f64) -> f64 {
+    if x.is_finite() {
+        (x * 10_000.0).round() / 10_000.0
+    } else {
+        0.0
+    }
+}
+
+impl Evidence {
+    /// Rounds every figure to 4 decimals and replaces non-finite ones by 0.
+    pub fn round(&mut self) {
+        match self {
+            Evidence::Beacon(e) => {
+                for x in [
+                    &mut e.median_interval_s,
+                    &mut e.ts_skew,
+                    &mut e.ts_mad_s,
+                    &mut e.ts_score,
+                    &mut e.median_bytes,
+                    &mut e.ds_skew,
+                    &mut e.ds_mad,
+                    &mut e.ds_score,
+                    &mut e.hist_score,
+                    &mut e.dur_score,
+                    &mut e.rita_score,
+                    &mut e.phase_period_s,
+                    &mut e.phase_coherence,
+                    &mut e.phase_neg_log10_p,
+                    &mut e.max_duration_s,
+                    &mut e.total_duration_s,
+                    &mut e.down_bytes_per_connection,
+                    &mut e.upload_share,
+                ] {
+                    *x = r4(*x);
+                }
+            }
+            Evidence::Botnet(e) => {
+                e.median_interval_s = r4(e.median_interval_s);
+                e.median_bytes = r4(e.median_bytes);
+            }
+            Evidence::Scan(e) => e.trw_log_lr = r4(e.trw_log_lr),
+            Evidence::Ddos(e) => {
+                for x in [
+                    &mut e.pps,
+                    &mut e.bps,
+                    &mut e.flows_per_s,
+                    &mut e.baseline_pps,
+                    &mut e.z,
+                    &mut e.syn_share,
+                    &mut e.icmp_share,
+                ] {
+                    *x = r4(*x);
+                }
+            }
+            Evidence::Indicator(_) => {}
+        }
+    }
+}
+
 /// `i64` UTC milliseconds ⇄ RFC 3339 with milliseconds and a `Z`.
 pub mod rfc3339_ms {
     use chrono::{DateTime, SecondsFormat, Utc};

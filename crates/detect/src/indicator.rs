@@ -213,7 +213,7 @@ impl IndicatorSetBuilder {
             v4_ends: ends,
             v4_vals: vals,
             v4_buckets: buckets,
-            v6: v6.into_iter().map(|(s, e, p)| (s, e, p)).collect(),
+            v6,
         }
     }
 }
@@ -266,10 +266,10 @@ fn flatten(mut prefixes: Vec<Prefix>) -> Vec<(u128, u128, Prefix)> {
             cursor = top.end.checked_add(1);
             stack.pop();
         }
-        if let (Some(top), Some(c)) = (stack.last().copied(), cursor) {
-            if p.start > c {
-                emit(&mut out, c, p.start - 1, top);
-            }
+        if let (Some(top), Some(c)) = (stack.last().copied(), cursor)
+            && p.start > c
+        {
+            emit(&mut out, c, p.start - 1, top);
         }
         cursor = Some(p.start);
         stack.push(p);
@@ -526,7 +526,7 @@ impl IndicatorDetector {
                 }
             })
             .collect();
-        out.sort_by(|a, b| a.address.cmp(&b.address));
+        out.sort_by_key(|f| f.address);
         out
     }
 }

@@ -174,6 +174,12 @@ impl Detectors {
         out.extend(self.scan.findings());
         out.extend(self.indicators.findings());
         out.extend(self.ddos.findings());
+        for f in &mut out {
+            f.evidence.round();
+            if !f.score.is_finite() {
+                f.score = 0.0;
+            }
+        }
         sort_findings(&mut out);
         out
     }

@@ -93,7 +93,18 @@ fn traffic(seed: u64, periodic: bool) -> Vec<FlowRecord> {
         };
         sport = sport.wrapping_add(1).max(30_000);
         sampled(&mut rng, bot, c2, sport, 443, at, 2_000, 20, 180, &mut out);
-        sampled(&mut rng, c2, bot, 443, sport, at + 50, 1_900, 16, 900, &mut out);
+        sampled(
+            &mut rng,
+            c2,
+            bot,
+            443,
+            sport,
+            at + 50,
+            1_900,
+            16,
+            900,
+            &mut out,
+        );
     }
     // Background: Poisson connections, 60,000 over the day.
     for _ in 0..60_000 {
@@ -109,8 +120,21 @@ fn traffic(seed: u64, periodic: bool) -> Vec<FlowRecord> {
         let dur = 100 + rng.below(60_000) as i64;
         let sp = 1024 + rng.below(60_000) as u16;
         let (up, down) = (120 + rng.below(1300), 120 + rng.below(1300));
-        sampled(&mut rng, client, server, sp, port, at, dur, packets, up, &mut out);
-        sampled(&mut rng, server, client, port, sp, at + 20, dur, packets, down, &mut out);
+        sampled(
+            &mut rng, client, server, sp, port, at, dur, packets, up, &mut out,
+        );
+        sampled(
+            &mut rng,
+            server,
+            client,
+            port,
+            sp,
+            at + 20,
+            dur,
+            packets,
+            down,
+            &mut out,
+        );
     }
     out.sort_by_key(|r| r.start_ms);
     out
@@ -146,7 +170,11 @@ fn sampled_periodic_beacon_is_found_and_random_timing_is_not() {
             let top = findings
                 .iter()
                 .find(|f| matches!(f.kind, FindingKind::Beacon | FindingKind::C2));
-            assert_eq!(top.map(|t| t.address), Some(IpAddr::from(C2)), "seed {seed}");
+            assert_eq!(
+                top.map(|t| t.address),
+                Some(IpAddr::from(C2)),
+                "seed {seed}"
+            );
             found.push(seed);
         }
         let control = run_all(traffic(seed, false), &DetectConfig::default());
