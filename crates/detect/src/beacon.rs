@@ -63,8 +63,8 @@ use mamori_flow::FlowRecord;
 /// P(|X − m| ≤ 0.1·m) for exponential X with median m: 2^-0.9 − 2^-1.1.
 const CONC_NULL: f64 = 0.069_4;
 
-/// Candidate periods are the smallest intervals divided by 1..=this: under 1:N
-/// sampling the smallest surviving interval is a small multiple of the period.
+/// Candidate periods are small differences divided by 1..=this: under 1:N sampling the
+/// smallest surviving differences are small multiples of the period.
 const PHASE_DIVISORS: u32 = 24;
 
 /// Connection start times kept per pair.
@@ -169,7 +169,8 @@ fn offset(ms: i64, base: i64) -> u32 {
 }
 
 impl PairState {
-    fn new(start_ms: i64) -> Self {
+    /// An empty sketch whose offsets start at `start_ms`.
+    pub fn new(start_ms: i64) -> Self {
         Self {
             first_ms: start_ms,
             last_ms: start_ms,
@@ -220,8 +221,9 @@ impl PairState {
         (self.first_ms, self.last_ms)
     }
 
-    /// Adds one client → server record.
-    fn observe(&mut self, start_ms: i64, end_ms: i64, sport: u16, up: u64, down: u64) {
+    /// Adds one client → server connection (or an active-timeout continuation of the
+    /// latest one: same client port, starting within 2 s of its end).
+    pub fn observe(&mut self, start_ms: i64, end_ms: i64, sport: u16, up: u64, down: u64) {
         if start_ms < self.first_ms {
             // Out-of-order record earlier than the first: rebase the offsets.
             let shift = offset(self.first_ms, start_ms);
@@ -342,7 +344,7 @@ impl PairState {
         // Run only when the intervals alone are not already conclusive (p > 10⁻⁶):
         // it is the slow path, needed for sampled or partly periodic series.
         let (phase_period, phase_r, phase_log10_p) = if conc_log10_p > -6.0 {
-            self.phase_test(a, cfg, c)
+            self.phase_test(cfg, c)
         } else {
             (0.0, 0.0, 0.0)
         };
@@ -415,7 +417,7 @@ impl PairState {
     }
 
     /// Best (period, coherence, log10 p corrected) over the candidate periods.
-    /// `sorted_intervals` holds the intervals, seconds, sorted; `diffs` is scratch.
+    /// `diffs` is scratch for the pairwise differences.
     ///
     /// A candidate (an interval divided by 1–24) is far too coarse to hold phase over a
     /// day (a 60 s period must be right to ~P²/T = 0.04 s), so each is refined first:
@@ -426,29 +428,12 @@ impl PairState {
     /// the frequencies the refinement could have landed on (span / 2P per candidate).
     fn phase_test(
         &self,
-        sorted_intervals: &[f64],
         cfg: &BeaconConfig,
         diffs: &mut Vec<f64>,
     ) -> (f64, f64, f64) {
         let n = usize::from(self.len);
         if n < cfg.phase_min_points {
             return (0.0, 0.0, 0.0);
-        }
-        // Up to three smallest distinct intervals (5 % apart) of at least the minimum period.
-        let mut bases = [0.0f64; 3];
-        let mut nb = 0;
-        for d in sorted_intervals
-            .iter()
-            .copied()
-            .filter(|d| *d >= cfg.min_period_s)
-        {
-            if nb == 0 || d > bases[nb - 1] * 1.05 {
-                bases[nb] = d;
-                nb += 1;
-                if nb == bases.len() {
-                    break;
-                }
-            }
         }
         let ts = &self.ts[..n];
         diffs.clear();
@@ -459,19 +444,43 @@ impl PairState {
         }
         diffs.sort_unstable_by(f64::total_cmp);
         let span = diffs.last().copied().unwrap_or(0.0);
+        // Candidate bases: the three smallest distinct differences (5 % apart) of at least
+        // the minimum period; under 1:N sampling they are small multiples of the period.
+        let mut bases = [0.0f64; 3];
+        let mut nb = 0;
+        for d in diffs.iter().copied().filter(|d| *d >= cfg.min_period_s) {
+            if nb == 0 || d > bases[nb - 1] * 1.05 {
+                bases[nb] = d;
+                nb += 1;
+                if nb == bases.len() {
+                    break;
+                }
+            }
+        }
         let mut trials = 0.0f64;
+        let mut tested = [0.0f64; 3 * PHASE_DIVISORS as usize];
+        let mut ntested = 0;
         let mut best = (0.0, 0.0, 0.0);
         for base in &bases[..nb] {
             for m in 1..=PHASE_DIVISORS {
-                let mut period = base / f64::from(m);
-                if period < cfg.min_period_s {
+                let coarse = base / f64::from(m);
+                if coarse < cfg.min_period_s {
                     break;
                 }
-                period = refine_period(period, f64::from(m), diffs);
-                if period < cfg.min_period_s {
+                // Look-elsewhere: the frequencies this candidate's refinement could reach.
+                trials += (span / (2.0 * coarse)).max(1.0);
+                let Some(period) = refine_period(coarse, f64::from(m), diffs) else {
+                    continue;
+                };
+                if period < cfg.min_period_s
+                    || tested[..ntested].iter().any(|p| (p - period).abs() < period * 1e-4)
+                {
                     continue;
                 }
-                trials += (span / (2.0 * period)).max(1.0);
+                if let Some(slot) = tested.get_mut(ntested) {
+                    *slot = period;
+                    ntested += 1;
+                }
                 let w = std::f64::consts::TAU / period;
                 let (mut c, mut s) = (0.0f64, 0.0f64);
                 for t in ts {
@@ -486,9 +495,7 @@ impl PairState {
                 }
             }
         }
-        if trials > 0.0 {
-            best.2 = (best.2 + trials.log10()).min(0.0);
-        }
+        best.2 = (best.2 + trials.max(1.0).log10()).min(0.0);
         best
     }
 
@@ -575,45 +582,41 @@ impl PairState {
     }
 }
 
-/// Least-squares period over the pairwise differences consistent with `period`
-/// (a candidate made from one interval of `cycles` periods). A difference gets its cycle
-/// count k only once the fit is precise enough for k to be unambiguous (k·σ_P < P/4);
-/// each pass tightens σ_P and so reaches longer differences (at most 6 passes).
-fn refine_period(mut period: f64, cycles: f64, diffs: &[f64]) -> f64 {
-    // One difference jitters by about ±P/8 until the residuals say otherwise.
+/// Least-squares period over the pairwise differences consistent with `period` (a
+/// candidate made from one difference of `cycles` periods), in one ascending pass: a
+/// difference gets its cycle count k only while the fit is precise enough for k to be
+/// unambiguous (k·σ_P < P/4); the fit P = Σk·d / Σk² then tightens σ_P, which lets
+/// longer differences in. `None` when most early differences do not fit (a wrong
+/// candidate: abandoned before it costs a full pass).
+fn refine_period(mut period: f64, cycles: f64, diffs: &[f64]) -> Option<f64> {
     let mut sigma_p = period / 8.0 / cycles.max(1.0);
-    for _ in 0..6 {
-        let (mut skd, mut skk, mut ss, mut n) = (0.0f64, 0.0f64, 0.0f64, 0u32);
-        let mut skipped = false;
-        for d in diffs.iter().copied() {
-            let k = (d / period).round();
-            if k < 1.0 {
-                continue;
-            }
-            if k * sigma_p > period / 4.0 {
-                skipped = true;
-                break; // diffs are sorted: every later one is at least as far
-            }
-            let resid = d - k * period;
-            if resid.abs() > period / 4.0 {
-                continue;
-            }
-            skd += k * d;
-            skk += k * k;
-            ss += resid * resid;
-            n += 1;
+    let (mut skd, mut skk, mut ss) = (0.0f64, 0.0f64, 0.0f64);
+    let (mut fit, mut seen) = (0u32, 0u32);
+    for d in diffs.iter().copied() {
+        let k = (d / period).round();
+        if k < 1.0 {
+            continue;
         }
-        if n == 0 || skk <= 0.0 {
-            return period;
-        }
-        period = skd / skk;
-        let sigma_d = (ss / f64::from(n)).sqrt().max(period / 32.0);
-        sigma_p = sigma_d / skk.sqrt();
-        if !skipped {
+        if k * sigma_p > period / 4.0 {
             break;
         }
+        seen += 1;
+        let resid = d - k * period;
+        if resid.abs() > period / 4.0 {
+            if seen >= 8 && 2 * fit < seen {
+                return None;
+            }
+            continue;
+        }
+        fit += 1;
+        skd += k * d;
+        skk += k * k;
+        ss += resid * resid;
+        period = skd / skk;
+        let sigma_d = (ss / f64::from(fit)).sqrt().max(period / 32.0);
+        sigma_p = sigma_d / skk.sqrt();
     }
-    period
+    (fit >= 3).then_some(period)
 }
 
 fn round3(x: f64) -> f64 {

@@ -185,37 +185,97 @@ impl IndicatorSetBuilder {
 
     /// Freezes the set.
     pub fn build(self) -> IndicatorSet {
+        // Exact IPv4: sorted, bucketed by the top 16 bits; the low halves of one /16 sit
+        // together (one cache line for a typical bucket) and the bucket table is 256 KiB.
+        let mut exact: Vec<(u32, u16)> = self.exact_v4.into_iter().collect();
+        exact.sort_unstable();
+        let exact_v4 = Bucketed::new(exact.iter().map(|(a, _)| *a), exact.iter().map(|(_, f)| *f));
+
+        // CIDR IPv4: disjoint intervals bucketed by the /16 their start is in. An interval
+        // that started in an earlier bucket is the one just before the bucket's range.
         let v4 = flatten(self.v4);
-        let v6 = flatten(self.v6);
-        let mut starts = Vec::with_capacity(v4.len());
-        let mut ends = Vec::with_capacity(v4.len());
-        let mut vals = Vec::with_capacity(v4.len());
-        for (s, e, p) in &v4 {
-            starts.push(*s as u32);
-            ends.push(*e as u32);
-            vals.push(*p);
-        }
-        // buckets[b] = first interval whose end reaches /16 number b.
-        let mut buckets = vec![0u32; 65_537];
-        let mut i = 0usize;
-        for (b, slot) in buckets.iter_mut().enumerate() {
-            let bucket_start = (b as u64) << 16;
-            while i < ends.len() && u64::from(ends[i]) < bucket_start {
-                i += 1;
-            }
-            *slot = i as u32;
-        }
+        let v4_spans = v4
+            .iter()
+            .map(|(_, e, p)| Span {
+                end: *e as u32,
+                feed: p.feed,
+                len: p.len,
+            })
+            .collect();
+        let v4_cidr = Bucketed::new(v4.iter().map(|(s, _, _)| *s as u32), std::iter::empty());
         IndicatorSet {
             feeds: self.feeds,
-            exact_v4: self.exact_v4,
+            exact_v4,
             exact_v6: self.exact_v6,
-            v4_starts: starts,
-            v4_ends: ends,
-            v4_vals: vals,
-            v4_buckets: buckets,
-            v6,
+            v4_cidr,
+            v4_spans,
+            v6: flatten(self.v6),
         }
     }
+}
+
+/// Sorted IPv4 addresses bucketed by their top 16 bits: `offsets[b]..offsets[b + 1]`
+/// index the low 16 bits (`lows`) of the addresses in /16 number `b`.
+#[derive(Debug, Default)]
+struct Bucketed {
+    offsets: Vec<u32>,
+    lows: Vec<u16>,
+    /// Per-address payload (feed ids for exact sets; empty for interval starts).
+    feeds: Vec<u16>,
+}
+
+impl Bucketed {
+    fn new(sorted: impl Iterator<Item = u32>, feeds: impl Iterator<Item = u16>) -> Self {
+        let mut offsets = vec![0u32; 65_537];
+        let mut lows = Vec::new();
+        for a in sorted {
+            if let Some(o) = offsets.get_mut((a >> 16) as usize + 1) {
+                *o += 1;
+            }
+            lows.push(a as u16);
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        Self {
+            offsets,
+            lows,
+            feeds: feeds.collect(),
+        }
+    }
+
+    /// Index range of bucket `b`.
+    fn range(&self, x: u32) -> Option<(usize, usize)> {
+        let b = (x >> 16) as usize;
+        Some((*self.offsets.get(b)? as usize, *self.offsets.get(b + 1)? as usize))
+    }
+
+    /// Index of `x` itself.
+    fn find(&self, x: u32) -> Option<usize> {
+        let (lo, hi) = self.range(x)?;
+        let k = self.lows.get(lo..hi)?.binary_search(&(x as u16)).ok()?;
+        Some(lo + k)
+    }
+
+    /// Index of the greatest element ≤ `x`.
+    fn floor(&self, x: u32) -> Option<usize> {
+        let (lo, hi) = self.range(x)?;
+        let k = self.lows.get(lo..hi)?.partition_point(|l| *l <= x as u16);
+        (lo + k).checked_sub(1)
+    }
+
+    fn len(&self) -> usize {
+        self.lows.len()
+    }
+}
+
+/// One flattened IPv4 interval: its end and the most specific prefix covering it (the
+/// network is any covered address masked to `len`).
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    end: u32,
+    feed: u16,
+    len: u8,
 }
 
 fn for_each_line(
@@ -287,19 +347,17 @@ fn flatten(mut prefixes: Vec<Prefix>) -> Vec<(u128, u128, Prefix)> {
 #[derive(Debug, Default)]
 pub struct IndicatorSet {
     feeds: Vec<String>,
-    exact_v4: FxHashMap<u32, u16>,
+    exact_v4: Bucketed,
     exact_v6: FxHashMap<u128, u16>,
-    v4_starts: Vec<u32>,
-    v4_ends: Vec<u32>,
-    v4_vals: Vec<Prefix>,
-    v4_buckets: Vec<u32>,
+    v4_cidr: Bucketed,
+    v4_spans: Vec<Span>,
     v6: Vec<(u128, u128, Prefix)>,
 }
 
 impl IndicatorSet {
     /// Entries held: exact addresses plus prefixes (after flattening, intervals).
     pub fn len(&self) -> usize {
-        self.exact_v4.len() + self.exact_v6.len() + self.v4_starts.len() + self.v6.len()
+        self.exact_v4.len() + self.exact_v6.len() + self.v4_cidr.len() + self.v6.len()
     }
 
     /// Whether the set is empty.
@@ -322,7 +380,7 @@ impl IndicatorSet {
     /// Whether `addr` is listed exactly (no prefix lookup).
     pub fn contains_exact(&self, addr: IpAddr) -> bool {
         match addr {
-            IpAddr::V4(a) => self.exact_v4.contains_key(&u32::from(a)),
+            IpAddr::V4(a) => self.exact_v4.find(u32::from(a)).is_some(),
             IpAddr::V6(a) => self.exact_v6.contains_key(&u128::from(a)),
         }
     }
@@ -332,23 +390,15 @@ impl IndicatorSet {
         match addr {
             IpAddr::V4(a) => {
                 let x = u32::from(a);
-                let b = (x >> 16) as usize;
-                let lo = *self.v4_buckets.get(b)? as usize;
-                let hi = (*self.v4_buckets.get(b + 1)? as usize + 1).min(self.v4_starts.len());
-                let starts = self.v4_starts.get(lo..hi)?;
-                let k = starts.partition_point(|s| *s <= x);
-                if k == 0 {
+                let span = self.v4_spans.get(self.v4_cidr.floor(x)?)?;
+                if span.end < x {
                     return None;
                 }
-                let i = lo + k - 1;
-                if *self.v4_ends.get(i)? < x {
-                    return None;
-                }
-                let p = self.v4_vals.get(i)?;
+                let mask = u32::MAX.checked_shl(32 - u32::from(span.len)).unwrap_or(0);
                 Some(Hit {
-                    feed: self.feed(p.feed),
-                    network: IpAddr::from((p.start as u32).to_be_bytes()),
-                    prefix_len: p.len,
+                    feed: self.feed(span.feed),
+                    network: IpAddr::from((x & mask).to_be_bytes()),
+                    prefix_len: span.len,
                 })
             }
             IpAddr::V6(a) => {
@@ -367,7 +417,11 @@ impl IndicatorSet {
     /// The entry listing `addr`: exact first, then the longest prefix.
     pub fn lookup(&self, addr: IpAddr) -> Option<Hit<'_>> {
         let exact = match addr {
-            IpAddr::V4(a) => self.exact_v4.get(&u32::from(a)).map(|f| (f, 32)),
+            IpAddr::V4(a) => self
+                .exact_v4
+                .find(u32::from(a))
+                .and_then(|i| self.exact_v4.feeds.get(i))
+                .map(|f| (f, 32)),
             IpAddr::V6(a) => self.exact_v6.get(&u128::from(a)).map(|f| (f, 128)),
         };
         if let Some((f, len)) = exact {
