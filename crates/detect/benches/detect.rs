@@ -32,8 +32,9 @@ impl Rng {
 
 const T0: i64 = 1_700_000_000_000;
 
-/// `pairs` sketches of 288 connections each: periodic (300 s ± 5 s) or uniformly random.
-fn series(pairs: usize, periodic: bool) -> Vec<PairState> {
+/// `pairs` sketches of 288 connections each: periodic (300 s ± 5 s) or uniformly random;
+/// `sampled` marks them as seen through packet sampling (enables the phase test).
+fn series(pairs: usize, periodic: bool, sampled: bool) -> Vec<PairState> {
     let mut rng = Rng(7);
     (0..pairs)
         .map(|_| {
@@ -48,6 +49,9 @@ fn series(pairs: usize, periodic: bool) -> Vec<PairState> {
                 .collect();
             starts.sort_unstable();
             let mut p = PairState::new(starts[0]);
+            if sampled {
+                p.mark_sampled();
+            }
             for (i, s) in starts.iter().enumerate() {
                 p.observe(*s, s + 800, 40_000 + i as u16, 400 + rng.next() % 8, 2_000);
             }
@@ -66,8 +70,12 @@ fn beacon_scoring(c: &mut Criterion) {
     let cfg = BeaconConfig::default();
     let window = (T0, T0 + 86_400_000);
     let mut g = c.benchmark_group("beacon_score_288pt");
-    for (name, periodic) in [("periodic", true), ("random", false)] {
-        let pairs = series(1_000, periodic);
+    for (name, periodic, sampled) in [
+        ("periodic", true, false),
+        ("random", false, false),
+        ("random_sampled_phase_test", false, true),
+    ] {
+        let pairs = series(1_000, periodic, sampled);
         g.throughput(Throughput::Elements(pairs.len() as u64));
         g.bench_function(name, |b| {
             let mut scratch = Scratch::default();

@@ -67,6 +67,9 @@ const CONC_NULL: f64 = 0.069_4;
 /// smallest surviving differences are small multiples of the period.
 const PHASE_DIVISORS: u32 = 24;
 
+/// Flag bit in `PairState::level`: some record was packet-sampled.
+const SAMPLED: u8 = 0x80;
+
 /// Connection start times kept per pair.
 pub const KEPT: usize = 32;
 
@@ -92,6 +95,9 @@ pub struct BeaconConfig {
     pub bimodal_min_bins: u32,
     /// Fewest kept points for the phase test.
     pub phase_min_points: usize,
+    /// Run the phase test on unsampled pairs too (slow; helps only series with many
+    /// missing connections).
+    pub phase_test_unsampled: bool,
     /// Shortest period considered, seconds.
     pub min_period_s: f64,
     /// Promote to `c2` at this combined score.
@@ -112,6 +118,7 @@ impl Default for BeaconConfig {
             bimodal_outlier_removal: 1,
             bimodal_min_bins: 11,
             phase_min_points: 8,
+            phase_test_unsampled: false,
             min_period_s: 1.0,
             c2_threshold: 0.75,
             max_pairs: 1 << 20,
@@ -148,6 +155,8 @@ pub struct PairState {
     last_start_off: u32,
     last_end_off: u32,
     last_sport: u16,
+    /// log2 of the decimation step (low 5 bits) and [`SAMPLED`] (bit 7), in one byte
+    /// to keep the sketch within 256 bytes with its key.
     level: u8,
     len: u8,
     ts: [u32; KEPT],
@@ -189,6 +198,20 @@ impl PairState {
         }
     }
 
+    /// Marks the pair as seen through packet sampling (enables the phase test).
+    pub fn mark_sampled(&mut self) {
+        self.level |= SAMPLED;
+    }
+
+    fn sampled(&self) -> bool {
+        self.level & SAMPLED != 0
+    }
+
+    /// log2 of the decimation step of the kept points.
+    pub fn decimation(&self) -> u8 {
+        self.level & 0x1f
+    }
+
     /// Connections observed (active-timeout continuations merged).
     pub fn connections(&self) -> u32 {
         self.count
@@ -212,7 +235,7 @@ impl PairState {
         b.clear();
         b.extend(self.size[..n].iter().map(|c| decode_size(*c)));
         b.sort_unstable_by(f64::total_cmp);
-        let scale = f64::from(1u32 << self.level.min(31));
+        let scale = f64::from(1u32 << self.decimation());
         Some((stats::median_sorted(a) / scale, stats::median_sorted(b)))
     }
 
@@ -262,7 +285,7 @@ impl PairState {
         self.total_dur_ms = self.total_dur_ms.saturating_add(e - s);
         let index = self.count;
         self.count = self.count.saturating_add(1);
-        if !index.is_multiple_of(1 << self.level) {
+        if !index.is_multiple_of(1 << self.decimation()) {
             return;
         }
         if usize::from(self.len) == KEPT {
@@ -272,8 +295,8 @@ impl PairState {
                 self.size[i] = self.size[2 * i];
             }
             self.len = (KEPT / 2) as u8;
-            self.level = self.level.saturating_add(1).min(31);
-            if !index.is_multiple_of(1 << self.level) {
+            self.level = (self.level & SAMPLED) | (self.decimation() + 1).min(31);
+            if !index.is_multiple_of(1 << self.decimation()) {
                 return;
             }
         }
@@ -341,13 +364,14 @@ impl PairState {
         };
 
         // Phase coherence on candidate periods from the smallest intervals.
-        // Run only when the intervals alone are not already conclusive (p > 10⁻⁶):
-        // it is the slow path, needed for sampled or partly periodic series.
-        let (phase_period, phase_r, phase_log10_p) = if conc_log10_p > -6.0 {
-            self.phase_test(cfg, c)
-        } else {
-            (0.0, 0.0, 0.0)
-        };
+        // Run only for sampled pairs (unless configured otherwise) whose intervals alone
+        // are not already conclusive (p > 10⁻⁶): it is the slow path (~100 µs a pair).
+        let (phase_period, phase_r, phase_log10_p) =
+            if conc_log10_p > -6.0 && (self.sampled() || cfg.phase_test_unsampled) {
+                self.phase_test(cfg, c)
+            } else {
+                (0.0, 0.0, 0.0)
+            };
 
         // Data-size score.
         b.clear();
@@ -386,7 +410,7 @@ impl PairState {
                 client: None,
                 connections: u64::from(self.count),
                 kept_points: n as u32,
-                decimation: self.level,
+                decimation: self.decimation(),
                 median_interval_s: q2,
                 ts_skew,
                 ts_mad_s: ts_mad,
@@ -426,11 +450,7 @@ impl PairState {
     /// P = Σk·d / Σk², so the long differences pin P down (the per-point jitter does not
     /// grow with the span). The p-value is corrected for the candidates tried and for
     /// the frequencies the refinement could have landed on (span / 2P per candidate).
-    fn phase_test(
-        &self,
-        cfg: &BeaconConfig,
-        diffs: &mut Vec<f64>,
-    ) -> (f64, f64, f64) {
+    fn phase_test(&self, cfg: &BeaconConfig, diffs: &mut Vec<f64>) -> (f64, f64, f64) {
         let n = usize::from(self.len);
         if n < cfg.phase_min_points {
             return (0.0, 0.0, 0.0);
@@ -473,7 +493,9 @@ impl PairState {
                     continue;
                 };
                 if period < cfg.min_period_s
-                    || tested[..ntested].iter().any(|p| (p - period).abs() < period * 1e-4)
+                    || tested[..ntested]
+                        .iter()
+                        .any(|p| (p - period).abs() < period * 1e-4)
                 {
                     continue;
                 }
@@ -507,7 +529,7 @@ impl PairState {
             return (0.0, 0.0);
         }
         let span = (w1 - w0) as f64;
-        let weight = f64::from(1u32 << self.level.min(31));
+        let weight = f64::from(1u32 << self.decimation());
         let mut hist = [0.0f64; BINS];
         for t in &self.ts[..usize::from(self.len)] {
             let at = (self.first_ms + i64::from(*t) - w0) as f64;
@@ -706,15 +728,23 @@ impl BeaconDetector {
         let len = self.pairs.len();
         let max = self.cfg.max_pairs;
         match self.pairs.get_mut(&key) {
-            Some(p) => p.observe(
-                r.start_ms,
-                r.end_ms,
-                o.client_port,
-                o.up_bytes,
-                o.down_bytes,
-            ),
+            Some(p) => {
+                p.observe(
+                    r.start_ms,
+                    r.end_ms,
+                    o.client_port,
+                    o.up_bytes,
+                    o.down_bytes,
+                );
+                if r.sampling_rate > 1 {
+                    p.mark_sampled();
+                }
+            }
             None if len < max => {
                 let mut p = PairState::new(r.start_ms);
+                if r.sampling_rate > 1 {
+                    p.mark_sampled();
+                }
                 p.observe(
                     r.start_ms,
                     r.end_ms,
@@ -846,7 +876,10 @@ mod tests {
     #[test]
     fn perfect_beacon_scores_near_one_and_decimation_keeps_it_periodic() {
         let p = pair_with((0..288).map(|i| 1_000_000 + i * 300_000), 512);
-        assert!(p.level >= 3, "288 connections decimate into {KEPT} points");
+        assert!(
+            p.decimation() >= 3,
+            "288 connections decimate into {KEPT} points"
+        );
         let window = (1_000_000, 1_000_000 + 287 * 300_000);
         let s = p
             .score(window, &BeaconConfig::default(), &mut Scratch::default())

@@ -8,11 +8,14 @@
 //! them and never shows a half-built set.
 //!
 //! # Lookup structures
-//! Exact addresses live in hash maps (`u32`/`u128` keys, Fx hash). CIDRs are flattened
-//! at build time into disjoint, sorted address intervals, each carrying its most
-//! specific prefix (so longest-prefix match becomes "the interval containing x"). IPv4
-//! lookups jump through a 65,536-entry table on the top 16 bits to the few intervals of
-//! that /16 and binary-search them; IPv6 binary-searches all its intervals.
+//! Exact IPv4 addresses are sorted and bucketed by their top 16 bits: a 256 KiB offset
+//! table leads to the low halves of that /16, binary-searched (one or two cache lines).
+//! CIDRs are flattened at build time into disjoint intervals carrying their most
+//! specific prefix (longest-prefix match becomes "the interval containing x"); for IPv4
+//! the intervals and the gaps between them partition the address space, are split at
+//! every /16 boundary and packed one `u32` each (start's low 16 bits, payload id), so a
+//! lookup is the offset table, a binary search in one /16, and a tiny payload table.
+//! Exact IPv6 addresses are in a hash map; IPv6 prefixes are binary-searched intervals.
 
 use std::io::BufRead;
 use std::net::IpAddr;
@@ -23,6 +26,9 @@ use rustc_hash::FxHashMap;
 use crate::Error;
 use crate::finding::{Clients, Evidence, Finding, FindingKind, IndicatorEvidence};
 use mamori_flow::FlowRecord;
+
+/// Most feeds in one set.
+const MAX_FEEDS: usize = 1_985;
 
 /// Longest line read from a feed; longer lines are refused (a feed is line-oriented).
 const MAX_LINE: usize = 4096;
@@ -77,6 +83,10 @@ impl IndicatorSetBuilder {
     fn feed_id(&mut self, feed: &str) -> Result<u16, Error> {
         if let Some(i) = self.feeds.iter().position(|f| f == feed) {
             return u16::try_from(i).map_err(|_| Error::TooManyFeeds);
+        }
+        // (prefix length, feed) pairs share a 16-bit payload id: 33 lengths × 1,985 feeds.
+        if self.feeds.len() >= MAX_FEEDS {
+            return Err(Error::TooManyFeeds);
         }
         let id = u16::try_from(self.feeds.len()).map_err(|_| Error::TooManyFeeds)?;
         self.feeds.push(feed.to_string());
@@ -191,24 +201,57 @@ impl IndicatorSetBuilder {
         exact.sort_unstable();
         let exact_v4 = Bucketed::new(exact.iter().map(|(a, _)| *a), exact.iter().map(|(_, f)| *f));
 
-        // CIDR IPv4: disjoint intervals bucketed by the /16 their start is in. An interval
-        // that started in an earlier bucket is the one just before the bucket's range.
+        // CIDR IPv4: the flattened intervals become a complete partition of the address
+        // space (gaps included), split at every /16 boundary, each piece one `u32`:
+        // start's low 16 bits above a payload id (prefix length and feed; 0 = gap).
+        let v4_prefixes = self.v4.len();
         let v4 = flatten(self.v4);
-        let v4_spans = v4
-            .iter()
-            .map(|(_, e, p)| Span {
-                end: *e as u32,
-                feed: p.feed,
-                len: p.len,
-            })
-            .collect();
-        let v4_cidr = Bucketed::new(v4.iter().map(|(s, _, _)| *s as u32), std::iter::empty());
+        let mut payloads: Vec<(u8, u16)> = vec![(0, 0)];
+        let mut payload_ids: FxHashMap<(u8, u16), u16> = FxHashMap::default();
+        let mut pieces: Vec<(u32, u16)> = Vec::with_capacity(v4.len() * 2 + 1);
+        let mut cursor: u64 = 0;
+        for (start, end, p) in &v4 {
+            let (start, end) = (*start as u64, *end as u64);
+            if start > cursor {
+                pieces.push((cursor as u32, 0));
+            }
+            let next = payloads.len();
+            let id = *payload_ids.entry((p.len, p.feed)).or_insert_with(|| {
+                payloads.push((p.len, p.feed));
+                u16::try_from(next).unwrap_or(0)
+            });
+            pieces.push((start as u32, id));
+            cursor = end + 1;
+        }
+        if cursor <= u64::from(u32::MAX) {
+            pieces.push((cursor as u32, 0));
+        }
+        let mut split: Vec<u32> = Vec::with_capacity(pieces.len() + 65_536);
+        let mut offsets = vec![0u32; 65_537];
+        for (i, (start, id)) in pieces.iter().enumerate() {
+            let last = pieces
+                .get(i + 1)
+                .map_or(u64::from(u32::MAX), |n| u64::from(n.0) - 1);
+            let mut at = u64::from(*start);
+            while at <= last {
+                if let Some(o) = offsets.get_mut((at >> 16) as usize + 1) {
+                    *o += 1;
+                }
+                split.push(((at as u32 & 0xffff) << 16) | u32::from(*id));
+                at = ((at >> 16) + 1) << 16;
+            }
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
         IndicatorSet {
             feeds: self.feeds,
             exact_v4,
             exact_v6: self.exact_v6,
-            v4_cidr,
-            v4_spans,
+            v4_offsets: offsets,
+            v4_pieces: split,
+            v4_payloads: payloads,
+            v4_prefixes,
             v6: flatten(self.v6),
         }
     }
@@ -247,7 +290,10 @@ impl Bucketed {
     /// Index range of bucket `b`.
     fn range(&self, x: u32) -> Option<(usize, usize)> {
         let b = (x >> 16) as usize;
-        Some((*self.offsets.get(b)? as usize, *self.offsets.get(b + 1)? as usize))
+        Some((
+            *self.offsets.get(b)? as usize,
+            *self.offsets.get(b + 1)? as usize,
+        ))
     }
 
     /// Index of `x` itself.
@@ -257,25 +303,9 @@ impl Bucketed {
         Some(lo + k)
     }
 
-    /// Index of the greatest element ≤ `x`.
-    fn floor(&self, x: u32) -> Option<usize> {
-        let (lo, hi) = self.range(x)?;
-        let k = self.lows.get(lo..hi)?.partition_point(|l| *l <= x as u16);
-        (lo + k).checked_sub(1)
-    }
-
     fn len(&self) -> usize {
         self.lows.len()
     }
-}
-
-/// One flattened IPv4 interval: its end and the most specific prefix covering it (the
-/// network is any covered address masked to `len`).
-#[derive(Clone, Copy, Debug)]
-struct Span {
-    end: u32,
-    feed: u16,
-    len: u8,
 }
 
 fn for_each_line(
@@ -349,15 +379,20 @@ pub struct IndicatorSet {
     feeds: Vec<String>,
     exact_v4: Bucketed,
     exact_v6: FxHashMap<u128, u16>,
-    v4_cidr: Bucketed,
-    v4_spans: Vec<Span>,
+    /// Start of /16 number b's pieces in `v4_pieces` (65,537 entries).
+    v4_offsets: Vec<u32>,
+    /// `start_low16 << 16 | payload id`, sorted within each /16; every /16 begins at 0.
+    v4_pieces: Vec<u32>,
+    /// (prefix length, feed) per payload id; id 0 is "not listed".
+    v4_payloads: Vec<(u8, u16)>,
+    v4_prefixes: usize,
     v6: Vec<(u128, u128, Prefix)>,
 }
 
 impl IndicatorSet {
     /// Entries held: exact addresses plus prefixes (after flattening, intervals).
     pub fn len(&self) -> usize {
-        self.exact_v4.len() + self.exact_v6.len() + self.v4_cidr.len() + self.v6.len()
+        self.exact_v4.len() + self.exact_v6.len() + self.v4_prefixes + self.v6.len()
     }
 
     /// Whether the set is empty.
@@ -390,15 +425,22 @@ impl IndicatorSet {
         match addr {
             IpAddr::V4(a) => {
                 let x = u32::from(a);
-                let span = self.v4_spans.get(self.v4_cidr.floor(x)?)?;
-                if span.end < x {
+                let b = (x >> 16) as usize;
+                let lo = *self.v4_offsets.get(b)? as usize;
+                let hi = *self.v4_offsets.get(b + 1)? as usize;
+                let pieces = self.v4_pieces.get(lo..hi)?;
+                let key = ((x & 0xffff) << 16) | 0xffff;
+                let k = pieces.partition_point(|p| *p <= key);
+                let id = *pieces.get(k.checked_sub(1)?)? & 0xffff;
+                if id == 0 {
                     return None;
                 }
-                let mask = u32::MAX.checked_shl(32 - u32::from(span.len)).unwrap_or(0);
+                let (len, feed) = *self.v4_payloads.get(id as usize)?;
+                let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
                 Some(Hit {
-                    feed: self.feed(span.feed),
+                    feed: self.feed(feed),
                     network: IpAddr::from((x & mask).to_be_bytes()),
-                    prefix_len: span.len,
+                    prefix_len: len,
                 })
             }
             IpAddr::V6(a) => {
@@ -616,6 +658,44 @@ mod tests {
             s.lookup(ip("10.1.9.9")).map(|h| h.entry()),
             Some("10.1.0.0/16".into())
         );
+    }
+
+    #[test]
+    fn lpm_agrees_with_brute_force_on_random_nested_prefixes() {
+        let mut state = 0x1234_5678_u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 32) as u32
+        };
+        let mut b = IndicatorSetBuilder::new();
+        let mut list = Vec::new();
+        for i in 0..3000 {
+            // Cluster addresses in a few /8s so prefixes nest and share /16s.
+            let a = (next() & 0x03ff_ffff) | 0x0a00_0000;
+            let len = (next() % 25 + 8) as u8;
+            let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
+            let feed = if i % 2 == 0 { "a" } else { "b" };
+            b.add_prefix(IpAddr::from((a & mask).to_be_bytes()), len, feed)
+                .unwrap();
+            list.push((a & mask, mask, len, feed));
+        }
+        let s = b.build();
+        for _ in 0..20_000 {
+            let x = (next() & 0x07ff_ffff) | 0x0800_0000;
+            // Longest match; among equal prefixes the first added wins.
+            let mut want: Option<(u8, &str)> = None;
+            for (net, mask, len, feed) in &list {
+                if x & mask == *net && want.is_none_or(|(l, _)| *len > l) {
+                    want = Some((*len, feed));
+                }
+            }
+            let got = s
+                .lookup_prefix(IpAddr::from(x.to_be_bytes()))
+                .map(|h| (h.prefix_len, h.feed));
+            assert_eq!(got, want, "{}", std::net::Ipv4Addr::from(x));
+        }
     }
 
     #[test]

@@ -86,8 +86,8 @@ pub enum Error {
         /// 1-based line number.
         line: u64,
     },
-    /// More than 65,535 feeds in one set.
-    #[error("more than 65535 feeds in one indicator set")]
+    /// More than 1,985 feeds in one set.
+    #[error("more than 1985 feeds in one indicator set: merge lists under fewer feed names")]
     TooManyFeeds,
     /// A label file lacks a column it needs.
     #[error("label file has no {column:?} column (is it a labelled conn.log or binetflow?)")]
