@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run -p mamori-detect --release --example detect -- \
 //!     [--profile telescope|slips] [--feodo CSV] [--drop TXT]... \
-//!     [--labels FILE] [--ground-truth TSV DATASET] [--top N] [--json] FILE...
+//!     [--labels FILE] [--ground-truth TSV DATASET] [--phase-always] [--beacon-threshold X]
+//!     [--top N] [--json] FILE...
 //! ```
 //! FILE: Zeek `conn.log[.labeled]`, Argus `*.binetflow`, or a pcap of NetFlow v5/v9,
 //! IPFIX or sFlow export datagrams. `--labels` reads the `label`/`Label` column of a
@@ -87,6 +88,7 @@ fn main() {
             "--beacon-threshold" => {
                 cfg.beacon.report_threshold = args.next().unwrap().parse().unwrap()
             }
+            "--phase-always" => cfg.beacon.phase_test_unsampled = true,
             "--top" => top = args.next().unwrap().parse().unwrap(),
             "--json" => json = true,
             _ => files.push(a),

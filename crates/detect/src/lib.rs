@@ -1,7 +1,9 @@
-//! mamori's detect room: detectors that read flow records and report attacker
+//! mamori's detect room (REQUIREMENTS CI-1, CI-11, CI-12): detectors that read flow
+//! records and report attacker
 //! infrastructure — C2 servers, beacons, botnets, scanners, DDoS, indicator hits — as
 //! scored [`Finding`]s with the evidence an analyst needs to trust them, and the
-//! evaluation of findings against labelled captures (REQUIREMENTS CI-1, CI-11, CI-12).
+//! evaluation of findings against labelled captures. Results on the labelled data:
+//! `EVALUATION.md`; speed and state size: `BENCH_NOTES.md`.
 //!
 //! # What it holds
 //! - [`Finding`] and its typed [`Evidence`] (one JSON object per line);
@@ -39,7 +41,11 @@
 //! - Unidirectional exports: the lower port is taken as the service port; reply
 //!   records add bytes to an existing pair but never create one.
 //! - The telescope scan profile treats every unanswered probe as unsolicited: use it
-//!   on dark or honeypot-like address space, the Slips profile elsewhere.
+//!   on dark or honeypot-like address space, the Slips profile (default) elsewhere.
+//! - The flow record carries no TCP state for Zeek/Argus input, so "answered" is read
+//!   from reverse packets and bytes.
+//! - The phase test (the sampling-robust periodicity test) runs on packet-sampled pairs
+//!   only unless [`BeaconConfig::phase_test_unsampled`] is set: it is the slow path.
 
 mod beacon;
 mod ddos;
