@@ -174,7 +174,7 @@ fn decode_size(code: u8) -> f64 {
 }
 
 fn offset(ms: i64, base: i64) -> u32 {
-    (ms - base).clamp(0, i64::from(u32::MAX)) as u32
+    ms.saturating_sub(base).clamp(0, i64::from(u32::MAX)) as u32
 }
 
 impl PairState {
@@ -528,11 +528,14 @@ impl PairState {
         if w1 <= w0 {
             return (0.0, 0.0);
         }
-        let span = (w1 - w0) as f64;
+        let span = w1.saturating_sub(w0) as f64;
         let weight = f64::from(1u32 << self.decimation());
         let mut hist = [0.0f64; BINS];
         for t in &self.ts[..usize::from(self.len)] {
-            let at = (self.first_ms + i64::from(*t) - w0) as f64;
+            let at = (self
+                .first_ms
+                .saturating_add(i64::from(*t))
+                .saturating_sub(w0)) as f64;
             let bin = ((at / span) * BINS as f64)
                 .floor()
                 .clamp(0.0, (BINS - 1) as f64) as usize;
@@ -591,8 +594,9 @@ impl PairState {
         let hist_score = cv_score.max(bimodal);
 
         let dur_score = if bars >= cfg.duration_min_bins {
-            let coverage =
-                (((self.last_ms - self.first_ms) as f64 / span) * 1000.0).ceil() / 1000.0;
+            let coverage = ((self.last_ms.saturating_sub(self.first_ms) as f64 / span) * 1000.0)
+                .ceil()
+                / 1000.0;
             let consistency = ((f64::from(longest) / f64::from(cfg.duration_ideal_bins)) * 1000.0)
                 .ceil()
                 / 1000.0;

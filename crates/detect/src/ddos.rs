@@ -36,6 +36,8 @@ pub struct DdosConfig {
     pub flood_share: f64,
     /// Most destinations tracked at once.
     pub max_destinations: usize,
+    /// Most finished episodes kept until [`DdosDetector::findings`]; later ones are counted.
+    pub max_episodes: usize,
 }
 
 impl Default for DdosConfig {
@@ -47,6 +49,7 @@ impl Default for DdosConfig {
             baseline_alpha: 0.05,
             flood_share: 0.5,
             max_destinations: 1 << 18,
+            max_episodes: 1 << 16,
         }
     }
 }
@@ -99,7 +102,7 @@ impl DestState {
     /// Space-Saving: increment the source's counter, or replace the smallest.
     fn count_source(&mut self, src: IpAddr, packets: u64) {
         if let Some(slot) = self.top.iter_mut().find(|(a, _)| *a == Some(src)) {
-            slot.1 += packets;
+            slot.1 = slot.1.saturating_add(packets);
             return;
         }
         let mut min_i = 0;
@@ -109,7 +112,25 @@ impl DestState {
             }
         }
         let slot = &mut self.top[min_i];
-        *slot = (Some(src), slot.1 + packets);
+        *slot = (Some(src), slot.1.saturating_add(packets));
+    }
+}
+
+/// Finished episodes, at most `cap` kept (bounded state on an endless stream).
+#[derive(Debug, Default)]
+struct Episodes {
+    list: Vec<Finding>,
+    cap: usize,
+    dropped: u64,
+}
+
+impl Episodes {
+    fn push(&mut self, f: Finding) {
+        if self.list.len() < self.cap {
+            self.list.push(f);
+        } else {
+            self.dropped += 1;
+        }
     }
 }
 
@@ -118,7 +139,7 @@ impl DestState {
 pub struct DdosDetector {
     cfg: DdosConfig,
     dests: FxHashMap<IpAddr, DestState>,
-    done: Vec<Finding>,
+    done: Episodes,
     /// Destinations not tracked because `max_destinations` was reached.
     pub untracked_destinations: u64,
 }
@@ -127,9 +148,18 @@ impl DdosDetector {
     /// A detector with `cfg`.
     pub fn new(cfg: DdosConfig) -> Self {
         Self {
+            done: Episodes {
+                cap: cfg.max_episodes,
+                ..Episodes::default()
+            },
             cfg,
             ..Self::default()
         }
+    }
+
+    /// Episodes not kept because `max_episodes` was reached.
+    pub fn dropped_episodes(&self) -> u64 {
+        self.done.dropped
     }
 
     fn window_of(&self, ms: i64) -> i64 {
@@ -152,7 +182,7 @@ impl DdosDetector {
         if w > st.window {
             close_window(&cfg, r.dst_addr, st, &mut self.done);
             // Empty windows in between are normal, quiet windows (at most 64 counted).
-            let gap = (w - st.window - 1).clamp(0, 64);
+            let gap = w.saturating_sub(st.window).saturating_sub(1).clamp(0, 64);
             for _ in 0..gap {
                 update_baseline(&cfg, st, 0.0);
                 if let Some(ep) = st.episode.take() {
@@ -165,7 +195,7 @@ impl DdosDetector {
         // long download is not a burst in the window where it started.
         let f = r.sampling_factor();
         let window_ms = u64::from(cfg.window_s.max(1)) * 1000;
-        let dur_ms = u64::try_from(r.end_ms - r.start_ms)
+        let dur_ms = u64::try_from(r.end_ms.saturating_sub(r.start_ms))
             .unwrap_or(0)
             .max(window_ms);
         let share = |n: u64| ((u128::from(n) * u128::from(window_ms)) / u128::from(dur_ms)) as u64;
@@ -202,12 +232,13 @@ impl DdosDetector {
                 self.done.push(finish_episode(addr, ep, &cfg));
             }
         }
-        self.done.sort_by(|a, b| {
+        let mut out = self.done.list;
+        out.sort_by(|a, b| {
             a.address
                 .cmp(&b.address)
                 .then(a.first_seen.cmp(&b.first_seen))
         });
-        self.done
+        out
     }
 }
 
@@ -224,7 +255,7 @@ fn update_baseline(cfg: &DdosConfig, st: &mut DestState, x: f64) {
     st.normal_windows += 1;
 }
 
-fn close_window(cfg: &DdosConfig, addr: IpAddr, st: &mut DestState, done: &mut Vec<Finding>) {
+fn close_window(cfg: &DdosConfig, addr: IpAddr, st: &mut DestState, done: &mut Episodes) {
     let c = st.counts;
     if c.packets == 0 && c.flows == 0 {
         return;
@@ -250,16 +281,16 @@ fn close_window(cfg: &DdosConfig, addr: IpAddr, st: &mut DestState, done: &mut V
         } else {
             "volumetric"
         };
-        let start = st.window * i64::from(cfg.window_s) * 1000;
+        let start = st.window.saturating_mul(i64::from(cfg.window_s) * 1000);
         let ep = st.episode.get_or_insert_with(|| Episode {
             first_ms: start,
             ..Episode::default()
         });
-        ep.last_ms = start + i64::from(cfg.window_s) * 1000 - 1;
+        ep.last_ms = start.saturating_add(i64::from(cfg.window_s) * 1000 - 1);
         ep.windows += 1;
         for (a, n) in st.top.iter().filter_map(|(a, n)| a.map(|a| (a, *n))) {
             match ep.top.iter_mut().find(|(x, _)| *x == a) {
-                Some(e) => e.1 += n,
+                Some(e) => e.1 = e.1.saturating_add(n),
                 None => ep.top.push((a, n)),
             }
         }

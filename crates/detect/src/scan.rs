@@ -207,9 +207,9 @@ fn outcome(r: &FlowRecord) -> Outcome {
                 } else {
                     Outcome::Probe
                 }
-            } else if r.rev_bytes <= 60 * r.rev_packets.max(1)
-                && r.rev_packets <= 2
-                && r.bytes <= 60 * r.packets.max(1)
+            } else if r.rev_packets <= 2
+                && r.rev_bytes <= 60u64.saturating_mul(r.rev_packets.max(1))
+                && r.bytes <= 60u64.saturating_mul(r.packets.max(1))
             {
                 // Only headers back (a RST or a bare SYN-ACK) and no data sent: refused.
                 Outcome::Probe
