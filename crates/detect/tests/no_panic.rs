@@ -120,7 +120,7 @@ fn garbage_feeds_and_label_files_are_errors_or_ignored_never_panics() {
         for _ in 0..(rng.next() % 40) {
             input.extend_from_slice(rng.pick(&pieces));
         }
-        if rng.next() % 10 == 0 {
+        if rng.next().is_multiple_of(10) {
             input.extend(std::iter::repeat_n(b'a', 5000));
         }
         let mut b = IndicatorSetBuilder::new();
