@@ -173,6 +173,16 @@ impl Detectors {
         self.beacon.tracked_pairs()
     }
 
+    /// Keys not tracked because a table was full (the sensor exports these counters).
+    pub fn untracked(&self) -> Untracked {
+        Untracked {
+            pairs: self.beacon.untracked_pairs,
+            sources: self.scan.untracked_sources,
+            destinations: self.ddos.untracked_destinations,
+            episodes: self.ddos.dropped_episodes(),
+        }
+    }
+
     /// Scores everything and returns the findings sorted by score.
     pub fn finish(self) -> Vec<Finding> {
         let mut out = self.beacon.findings();
@@ -189,6 +199,19 @@ impl Detectors {
         sort_findings(&mut out);
         out
     }
+}
+
+/// What bounded state refused: keys beyond a table's maximum are counted, not tracked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Untracked {
+    /// Client/server pairs beyond `BeaconConfig::max_pairs`.
+    pub pairs: u64,
+    /// Sources beyond `ScanConfig::max_sources`.
+    pub sources: u64,
+    /// Destinations beyond `DdosConfig::max_destinations`.
+    pub destinations: u64,
+    /// DDoS episodes beyond `DdosConfig::max_episodes`.
+    pub episodes: u64,
 }
 
 /// Runs every detector over `records` and returns the findings sorted by score.

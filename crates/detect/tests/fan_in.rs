@@ -86,3 +86,26 @@ fn bots_polling_one_server_alike_form_a_botnet_and_random_users_do_not() {
         "popular server reported"
     );
 }
+
+#[test]
+fn tables_beyond_their_maximum_count_keys_instead_of_tracking_them() {
+    let mut cfg = DetectConfig::default();
+    cfg.beacon.max_pairs = 10;
+    cfg.scan.max_sources = 10;
+    cfg.ddos.max_destinations = 10;
+    let mut d = mamori_detect::Detectors::new(&cfg);
+    for i in 0..50u8 {
+        let r = conn(
+            [10, 9, 0, i].into(),
+            [192, 0, 2, i].into(),
+            443,
+            T0 + i64::from(i),
+            100,
+            40_000,
+        );
+        d.observe(&r);
+    }
+    assert_eq!(d.tracked_pairs(), 10);
+    let u = d.untracked();
+    assert_eq!((u.pairs, u.sources, u.destinations), (40, 40, 40));
+}
