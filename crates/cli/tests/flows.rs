@@ -238,7 +238,7 @@ fn pseudonymise_matches_the_reference_trace() {
     // crates/flow/tests/cryptopan.rs, where it is checked against yacryptopan too).
     let key = "1522178d33a4cf80130a5b1649907d10d8988f837979652762574c2d2a842202";
     let out = mamori()
-        .args(["pseudonymise", "--key-hex", &key])
+        .args(["pseudonymise", "--key-hex", key])
         .write_stdin("128.11.68.132\n\nnot-an-address\n129.118.74.4\n")
         .output()
         .unwrap();
