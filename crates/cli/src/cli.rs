@@ -56,6 +56,54 @@ pub(crate) enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Find C2 servers, beacons, botnets, scanners, DDoS and indicator hits in flow files
+    Detect {
+        /// The files to read (anything `mamori flows` reads)
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The files' format
+        #[arg(long, value_enum, default_value = "auto")]
+        format: crate::flows::Format,
+        /// Scan thresholds: telescope (CAIDA rule: any unsolicited probe) or slips
+        #[arg(long, default_value = "slips")]
+        profile: String,
+        /// Indicator list: abuse.ch Feodo CSV or Spamhaus DROP/EDROP (repeatable)
+        #[arg(long, value_name = "FILE")]
+        indicators: Vec<PathBuf>,
+        /// How many findings to print, best first
+        #[arg(long, default_value = "50")]
+        top: usize,
+        /// Print findings as JSON lines
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the detectors against labels: precision, recall and F1 per finding kind
+    Eval {
+        /// The flow files to run the detectors on
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The files' format
+        #[arg(long, value_enum, default_value = "auto")]
+        format: crate::flows::Format,
+        /// Scan thresholds: telescope or slips
+        #[arg(long, default_value = "slips")]
+        profile: String,
+        /// Indicator lists, as for detect
+        #[arg(long, value_name = "FILE")]
+        indicators: Vec<PathBuf>,
+        /// CTU-style labelled file (conn.log.labeled or binetflow) (repeatable)
+        #[arg(long, value_name = "FILE")]
+        labels: Vec<PathBuf>,
+        /// A ground-truth table (like GROUND_TRUTH.tsv); needs --dataset
+        #[arg(long, value_name = "FILE", requires = "dataset")]
+        ground_truth: Option<PathBuf>,
+        /// The dataset's name in the ground-truth table
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Findings scoring below this are not counted
+        #[arg(long, default_value = "0.5")]
+        min_score: f64,
+    },
     /// Receive NetFlow v5/v9, IPFIX and sFlow over UDP and print the records until stopped
     Collect {
         /// UDP address to listen on (repeat for several)

@@ -98,6 +98,18 @@ fn row(r: &FlowRecord) -> Row {
 
 const CSV_HEADER: &str = "start,end,src,src_port,dst,dst_port,protocol,packets,bytes,rev_packets,rev_bytes,tcp_flags,icmp_type,icmp_code,tos,sampling_rate,exporter,observation_domain,input_if,output_if,direction,source";
 
+/// Where batches read from files go: the printer of `mamori flows`, the detectors of
+/// `mamori detect`.
+pub(crate) trait BatchSink {
+    fn batch(&mut self, batch: &FlowBatch) -> anyhow::Result<()>;
+}
+
+impl<W: Write> BatchSink for Printer<W> {
+    fn batch(&mut self, batch: &FlowBatch) -> anyhow::Result<()> {
+        Printer::batch(self, batch)
+    }
+}
+
 /// Writes records in the chosen form; counts what it wrote.
 pub(crate) struct Printer<W: Write> {
     out: W,
@@ -257,7 +269,7 @@ fn capture_of_exports(path: &Path) -> anyhow::Result<bool> {
     Ok(udp > 0 && udp * 2 >= frames && exports * 10 >= udp * 9)
 }
 
-fn read_pcap<W: Write>(path: &Path, exports: bool, printer: &mut Printer<W>) -> anyhow::Result<()> {
+fn read_pcap<S: BatchSink>(path: &Path, exports: bool, printer: &mut S) -> anyhow::Result<()> {
     let mut reader = PcapReader::new(open_input(path)?)?;
     let mut batch = FlowBatch::with_capacity(BATCH_LINES * 2);
     let mut failed: Option<anyhow::Error> = None;
@@ -310,10 +322,10 @@ fn detect(head: &[u8]) -> Option<Format> {
 }
 
 /// Reads one file into the printer.
-pub(crate) fn read_file<W: Write>(
+pub(crate) fn read_file<S: BatchSink>(
     path: &Path,
     format: Format,
-    printer: &mut Printer<W>,
+    printer: &mut S,
 ) -> anyhow::Result<()> {
     let mut input = open_input(path)?;
     let format = match format {
@@ -357,9 +369,9 @@ pub(crate) fn read_file<W: Write>(
     .with_context(|| format!("reading {}", path.display()))
 }
 
-fn drain<R, W: Write>(
+fn drain<R, S: BatchSink>(
     mut reader: R,
-    printer: &mut Printer<W>,
+    printer: &mut S,
     batch: &mut FlowBatch,
     mut next: impl FnMut(&mut R, &mut FlowBatch) -> Result<usize, mamori_flow::Error>,
 ) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@ mod audit;
 mod cli;
 mod collect;
 mod config;
+mod detect;
 mod flows;
 mod logging;
 mod serve;
@@ -121,6 +122,44 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
         } => {
             tokio::task::spawn_blocking(move || flows_command(&files, format, output, stats))
                 .await?
+        }
+        cli::Command::Detect {
+            files,
+            format,
+            profile,
+            indicators,
+            top,
+            json,
+        } => {
+            let args = detect::DetectArgs {
+                files,
+                format,
+                profile,
+                indicators,
+            };
+            tokio::task::spawn_blocking(move || detect::detect(&args, top, json)).await?
+        }
+        cli::Command::Eval {
+            files,
+            format,
+            profile,
+            indicators,
+            labels,
+            ground_truth,
+            dataset,
+            min_score,
+        } => {
+            let args = detect::DetectArgs {
+                files,
+                format,
+                profile,
+                indicators,
+            };
+            tokio::task::spawn_blocking(move || {
+                let gt = ground_truth.as_deref().zip(dataset.as_deref());
+                detect::eval(&args, &labels, gt, min_score)
+            })
+            .await?
         }
         cli::Command::Pseudonymise { key_hex } => {
             tokio::task::spawn_blocking(move || pseudonymise(&key_hex)).await?

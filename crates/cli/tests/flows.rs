@@ -259,3 +259,78 @@ fn pseudonymise_matches_the_reference_trace() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("--key-hex"));
 }
+
+#[test]
+fn detect_finds_the_beacon_and_the_rat_and_eval_scores_the_scanners() {
+    // The capture's beacon to 141.193.213.21:443, in the pcap itself (through the flow meter).
+    let Some(pcap) = common::test_data("pcap/slips-test-cc/test-cc-capture-1.pcap") else {
+        return;
+    };
+    let out = mamori()
+        .args(["detect", "--json", "--top", "3"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first: serde_json::Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (first["address"].as_str(), first["port"].as_u64()),
+        (Some("141.193.213.21"), Some(443)),
+        "{first}"
+    );
+    assert!(
+        matches!(first["kind"].as_str(), Some("beacon" | "c2")),
+        "{first}"
+    );
+
+    // The AndroidTester RAT's C2 (dataset README: 147.32.83.234:1337).
+    let Some(conn) = common::test_data("botnet/sdt-003-androidtester-rat/conn.log") else {
+        return;
+    };
+    let out = mamori()
+        .args(["detect", "--json"])
+        .arg(&conn)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.lines().any(|l| l.contains("\"kind\":\"c2\"")
+            && l.contains("147.32.83.234")
+            && l.contains("\"port\":1337")),
+        "{text}"
+    );
+
+    // The external scanners of CTU-Normal-40, against the dataset's own labels.
+    let Some(labeled) = common::test_data("botnet/sdt-008-zeek-mixed/conn.log.labeled") else {
+        return;
+    };
+    let out = mamori()
+        .args(["eval", "--profile", "telescope", "--labels"])
+        .arg(&labeled)
+        .arg(&labeled)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = String::from_utf8(out.stdout).unwrap();
+    let scan = report.lines().find(|l| l.starts_with("| scan |")).unwrap();
+    let cols: Vec<&str> = scan.split('|').map(str::trim).collect();
+    let (precision, recall): (f64, f64) = (cols[7].parse().unwrap(), cols[8].parse().unwrap());
+    assert!(precision >= 0.9 && recall >= 0.9, "{scan}");
+    let out = mamori().args(["eval"]).arg(&labeled).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give --labels FILE"));
+}
