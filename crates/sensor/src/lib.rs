@@ -16,4 +16,5 @@
 //! and a bounded channel for [`mamori_flow::FlowBatch`]es; [`collector::Stats`] for the
 //! counters.
 
+pub mod archive;
 pub mod collector;
