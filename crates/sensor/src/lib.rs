@@ -2,8 +2,11 @@
 //! exports and files, decoded by `mamori-flow`, handed on in batches with back-pressure,
 //! and counted per exporter.
 //!
-//! Today it holds the **UDP collector** ([`collector`]); pseudonymisation, selection,
-//! detection and archiving join it as their issues land (6, 7).
+//! Today it holds the **UDP collector** ([`collector`]) and the **archive** ([`archive`]):
+//! kept records and per-server aggregates as hour-partitioned Parquet files, each with an
+//! expiry, and the reaper that deletes them on time and reports each deletion for the
+//! ledger (DESIGN invariant 4). Wiring pseudonymisation, selection and detection into one
+//! runtime joins it as issues 6 and 7 land.
 //!
 //! **Architecture invariant:** bad input and deliberate drops are counted events, never
 //! log floods and never stops (STYLE principle 4): a malformed datagram is counted against
@@ -14,6 +17,7 @@
 //!
 //! **API boundary:** [`collector::Collector::start`] with a [`collector::CollectorConfig`]
 //! and a bounded channel for [`mamori_flow::FlowBatch`]es; [`collector::Stats`] for the
-//! counters.
+//! counters; [`archive::ArchiveWriter`] and [`archive::reap`] for retention.
 
+pub mod archive;
 pub mod collector;
