@@ -1,6 +1,6 @@
 //! Detector hot paths: beacon scoring of 288-point series (a 5-minute beacon over a
 //! day), exact-address and CIDR indicator lookups with 10⁶ indicators, and the whole
-//! detector set over the largest labelled file. See BENCH_NOTES.md for figures and
+//! detector set over the largest labelled file. See docs/benchmarks/detect.md for figures and
 //! the commands.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 

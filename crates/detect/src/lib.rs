@@ -3,7 +3,7 @@
 //! infrastructure — C2 servers, beacons, botnets, scanners, DDoS, indicator hits — as
 //! scored [`Finding`]s with the evidence an analyst needs to trust them, and the
 //! evaluation of findings against labelled captures. Results on the labelled data:
-//! `EVALUATION.md`; speed and state size: `BENCH_NOTES.md`.
+//! `docs/EVALUATION.md`; speed and state size: `docs/benchmarks/detect.md`.
 //!
 //! # What it holds
 //! - [`Finding`] and its typed [`Evidence`] (one JSON object per line);

@@ -3,7 +3,7 @@
 //! sensor's path — table + per-thread prefix cache + blocks of many addresses per AES
 //! call ("batch"). Address sets: uniformly random (no locality: the cache's worst case)
 //! and subscriber-like (IPv4 from 4,096 /24s, IPv6 from 4,096 /64s with random
-//! interface ids). Figures and commands: BENCH_CRYPTOPAN.md.
+//! interface ids). Figures and commands: docs/benchmarks/cryptopan.md.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::hint::black_box;

@@ -1,6 +1,6 @@
 //! Decode-only throughput from memory, on the real captures and logs in ../shared/data:
 //! NetFlow v5, v9 and IPFIX records/s (ours and `netflow_parser` on the same datagrams),
-//! sFlow samples/s, Zeek conn.log and Argus binetflow lines/s, flow-meter packets/s. See BENCH_NOTES.md for figures and commands.
+//! sFlow samples/s, Zeek conn.log and Argus binetflow lines/s, flow-meter packets/s. See docs/benchmarks/flow-decode.md for figures and commands.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]

@@ -1,6 +1,6 @@
 //! Country lookups/s on the real country files, and selection of a batch of real records
 //! (Zeek conn.log + Argus binetflow from ../shared/data): classify, drop, pseudonymise,
-//! aggregate. Figures and commands: BENCH_CRYPTOPAN.md.
+//! aggregate. Figures and commands: docs/benchmarks/cryptopan.md.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 #[path = "../tests/common/mod.rs"]

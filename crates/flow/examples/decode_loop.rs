@@ -1,6 +1,6 @@
 //! Decodes the datagrams of an export capture N times into one reused batch; run it under
 //! `valgrind --tool=dhat` (allocations) or `--tool=callgrind` (instructions) with two
-//! values of N and take the difference per pass (BENCH_NOTES.md).
+//! values of N and take the difference per pass (docs/benchmarks/flow-decode.md).
 //! Usage: `decode_loop CAPTURE.pcap N [peer]` — `peer` runs `netflow_parser` instead.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 

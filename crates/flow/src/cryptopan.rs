@@ -30,7 +30,7 @@
 //! - [`Pseudonymiser`] (one per thread) adds a direct-mapped cache of the first 24 bits of
 //!   IPv4 and the first 64 bits of IPv6 (subscriber addresses cluster in /24s and /64s),
 //!   and pseudonymises whole slices so that blocks of many addresses fill each parallel
-//!   call. Figures: `BENCH_CRYPTOPAN.md`.
+//!   call. Figures: `docs/benchmarks/cryptopan.md`.
 //!
 //! # Invariants
 //! Pure: no IO, no clock, no allocation per address in the batch path. Keys are zeroised

@@ -15,7 +15,7 @@
 //! [`GeoTableBuilder::build`] flattens the prefixes into an immutable table of disjoint
 //! ranges — the longest prefix wins where prefixes nest; of two equal prefixes the one
 //! added later wins — and [`GeoTable::country`] finds an address's range by binary search
-//! within a 16-bit bucket (figures: `BENCH_CRYPTOPAN.md`).
+//! within a 16-bit bucket (figures: `docs/benchmarks/cryptopan.md`).
 //!
 //! # Invariants
 //! Pure: the caller opens files and decides when to refresh (build a new table, swap it

@@ -58,7 +58,7 @@
 //! cost nothing), and a data record is a short loop of bounds-checked loads into a slot
 //! array: no allocation per record, none per re-sent template either. For NetFlow v5 the
 //! two are on a par; ours keeps the one record type and reader. Figures and commands:
-//! `BENCH_NOTES.md`.
+//! `docs/benchmarks/flow-decode.md`.
 
 mod anomaly;
 mod argus;

@@ -7,7 +7,7 @@
 //! The TSV form is split on tabs directly rather than through the `csv` crate: Zeek's
 //! TSV has no quoting (separators inside values are escaped as `\x09`), and the csv
 //! state machine alone cost half the time per line (measured: 2.5 M lines/s with it;
-//! BENCH_NOTES.md has the figure without it).
+//! docs/benchmarks/flow-decode.md has the figure without it).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 
 use std::io::{BufRead, Read};

@@ -23,7 +23,7 @@
 //! (`"192.0.2.1"`, `"2001:db8::1"`): DuckDB, pandas and pyarrow compare and print them
 //! directly (`WHERE dst_addr = '192.0.2.1'`), where fixed binary would need a conversion in
 //! every query; Parquet's dictionary encoding and zstd make the repeated text cheap (see
-//! `ARCHIVE_NOTES.md` for bytes per record). `direction` and `source` are short lowercase
+//! `docs/benchmarks/archive.md` for bytes per record). `direction` and `source` are short lowercase
 //! names. There is no payload column: the types hold none (invariant 1). The caller has
 //! already pseudonymised subscriber addresses and selected what may be kept (invariants
 //! 2, 3); this module writes what it is given.

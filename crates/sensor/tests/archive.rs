@@ -465,7 +465,7 @@ const ARGUS: [&str; 5] = [
 ];
 
 /// The real botnet captures archived and read back whole; prints Parquet bytes per record
-/// (ARCHIVE_NOTES.md: `cargo test --release -p mamori-sensor --test archive
+/// (docs/benchmarks/archive.md: `cargo test --release -p mamori-sensor --test archive
 /// real_captures -- --nocapture`).
 #[test]
 fn real_captures_round_trip_and_bytes_per_record() {
@@ -522,7 +522,7 @@ fn real_captures_round_trip_and_bytes_per_record() {
          ({data_per:.1} bytes/record of column data, the rest is per-file footers)",
         records.len()
     );
-    // A regression bound on the measured figure (ARCHIVE_NOTES.md), not the target.
+    // A regression bound on the measured figure (docs/benchmarks/archive.md), not the target.
     assert!(per < 32.0, "{per:.1} bytes/record");
     assert!(data_per < 22.0, "{data_per:.1} bytes/record of column data");
 }
