@@ -7,10 +7,11 @@
 //! clock ([`time`]), TLP 2.0 and *the one* visibility rule ([`tlp`], DESIGN invariant 5,
 //! PP-3, PP-11), the 15 critical-infrastructure sectors ([`sector`], PP-16), the actors as
 //! organisation kinds and user roles ([`actor`]), and the error kinds that decide an
-//! HTTP status ([`error`]).
+//! HTTP status ([`error`]), and the [`finding::Finding`] a sensor reports (CI-11).
 
 pub mod actor;
 pub mod error;
+pub mod finding;
 pub mod id;
 mod named;
 pub mod sector;

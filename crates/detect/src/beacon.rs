@@ -55,9 +55,9 @@ use std::net::IpAddr;
 
 use rustc_hash::FxHashMap;
 
-use crate::finding::{BeaconEvidence, Clients, Evidence, Finding, FindingKind};
 use crate::orient::{Oriented, is_nonstandard_port, orient};
 use crate::stats;
+use mamori_core::finding::{BeaconEvidence, Clients, Evidence, Finding, FindingKind};
 use mamori_flow::FlowRecord;
 
 /// P(|X − m| ≤ 0.1·m) for exponential X with median m: 2^-0.9 − 2^-1.1.

@@ -17,8 +17,8 @@ use std::collections::hash_map::Entry;
 
 use rustc_hash::FxHashMap;
 
-use crate::finding::{Clients, DdosEvidence, Evidence, Finding, FindingKind};
 use crate::orient::is_bidirectional;
+use mamori_core::finding::{Clients, DdosEvidence, Evidence, Finding, FindingKind};
 use mamori_flow::FlowRecord;
 
 /// DDoS detector settings.

@@ -29,7 +29,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::Error;
-use crate::finding::{Finding, FindingKind};
+use mamori_core::finding::{Finding, FindingKind};
 
 /// Longest label-file line read.
 const MAX_LINE: u64 = 1 << 16;
@@ -405,7 +405,7 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::{Clients, Evidence, ScanEvidence};
+    use mamori_core::finding::{Clients, Evidence, ScanEvidence};
 
     fn finding(kind: FindingKind, addr: [u8; 4]) -> Finding {
         Finding {

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::beacon::{BeaconDetector, Scratch};
-use crate::finding::{BotnetEvidence, Clients, Evidence, Finding, FindingKind};
 use crate::stats;
+use mamori_core::finding::{BotnetEvidence, Clients, Evidence, Finding, FindingKind};
 
 /// Fan-in detector settings.
 #[derive(Clone, Debug)]

@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 use rustc_hash::FxHashMap;
 
 use crate::Error;
-use crate::finding::{Clients, Evidence, Finding, FindingKind, IndicatorEvidence};
+use mamori_core::finding::{Clients, Evidence, Finding, FindingKind, IndicatorEvidence};
 use mamori_flow::FlowRecord;
 
 /// Most feeds in one set.

@@ -51,7 +51,6 @@ mod beacon;
 mod ddos;
 pub mod eval;
 mod fanin;
-mod finding;
 mod indicator;
 mod orient;
 mod scan;
@@ -64,11 +63,11 @@ pub use beacon::{
 };
 pub use ddos::{DdosConfig, DdosDetector};
 pub use fanin::{FanInConfig, fan_in_findings};
-pub use finding::{
+pub use indicator::{Hit, IndicatorDetector, IndicatorSet, IndicatorSetBuilder, IndicatorSlot};
+pub use mamori_core::finding::{
     BeaconEvidence, BotnetEvidence, Clients, DdosEvidence, Evidence, Finding, FindingKind,
     IndicatorEvidence, ScanEvidence, rfc3339_ms, sort_findings,
 };
-pub use indicator::{Hit, IndicatorDetector, IndicatorSet, IndicatorSetBuilder, IndicatorSlot};
 pub use scan::{ScanConfig, ScanDetector, ScanProfile};
 
 use mamori_flow::{FlowBatch, FlowRecord};

@@ -37,8 +37,8 @@ use std::collections::hash_map::Entry;
 use cardinality_estimator::CardinalityEstimator;
 use rustc_hash::FxHashMap;
 
-use crate::finding::{Clients, Evidence, Finding, FindingKind, ScanEvidence};
 use crate::orient::is_bidirectional;
+use mamori_core::finding::{Clients, Evidence, Finding, FindingKind, ScanEvidence};
 use mamori_flow::FlowRecord;
 
 /// Which thresholds and prior apply.

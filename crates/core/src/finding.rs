@@ -1,10 +1,10 @@
 //! What a detector reports: a [`Finding`] about one server (or scanner / DDoS source, or
 //! DDoS victim), with the figures behind its score.
 //!
-//! This type deliberately holds no `mamori-flow` type — only `IpAddr`, numbers and
-//! strings — because it is what a sensor sends to the centre: it is meant to move into
-//! `mamori-core`, so the centre can receive findings without depending on `flow` or
-//! `detect` (DESIGN.md: the centre's crates never depend on flow/detect).
+//! It lives in `core` because it is what a sensor sends to the centre: the detectors
+//! (`mamori-detect`) produce it, and the centre receives it without depending on `flow` or
+//! `detect` (DESIGN.md: the centre's crates never depend on flow/detect). It holds only
+//! `IpAddr`, numbers and strings.
 
 use std::net::IpAddr;
 
