@@ -4,7 +4,7 @@
 //! the commands.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../../flow/tests/common/mod.rs"]
 mod common;
 
 use std::hint::black_box;

@@ -12,7 +12,7 @@
 //! labelled conn.log or binetflow.
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../../flow/tests/common/mod.rs"]
 mod common;
 
 use std::io::BufReader;

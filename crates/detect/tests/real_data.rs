@@ -3,6 +3,7 @@
 //! threat lists themselves — never from this crate's output.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../flow/tests/common/mod.rs"]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
