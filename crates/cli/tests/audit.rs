@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod support;
+
 use assert_cmd::Command;
-use std::io::{BufRead, BufReader};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 struct Centre {
     data: tempfile::TempDir,
@@ -75,29 +76,12 @@ fn centre(db_url: Option<String>) -> Centre {
     run(mamori(data.path(), url).args(["admin", "token", "revoke", "3"]));
     run(mamori(data.path(), url).args(["admin", "token", "revoke", "4"]));
 
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mamori"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path());
+    let mut args = vec![OsString::from("--data-dir"), data.path().into()];
     if let Some(u) = url {
-        cmd.arg("--database-url").arg(u);
+        args.extend([OsString::from("--database-url"), u.into()]);
     }
-    let mut child = cmd
-        .env("MAMORI_LOG_FORMAT", "json")
-        .env("MAMORI_LEDGER__CHECKPOINT_INTERVAL_SECS", "0")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "server did not start");
-        let line = lines.next().unwrap().unwrap();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-            && let Some(a) = v["addr"].as_str()
-        {
-            break a.to_owned();
-        }
-    };
+    let server = support::start_serve(args, &[("MAMORI_LEDGER__CHECKPOINT_INTERVAL_SECS", "0")]);
+    let (child, addr, lines) = (server.child, server.addr, server.lines);
     std::thread::spawn(move || for _ in lines {}); // keep draining the log
     Centre {
         data,

@@ -3,22 +3,14 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
-use assert_cmd::Command;
-use std::io::{BufRead, BufReader, Read, Write};
+mod support;
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-fn mamori() -> Command {
-    let mut cmd = Command::cargo_bin("mamori").unwrap();
-    // The developer's own environment must not leak into what is tested.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MAMORI_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
+use std::time::Duration;
+use support::{mamori, start_serve};
 
 /// Every command path: [], [serve], [admin], [admin, org], [admin, org, add], …
 fn command_paths() -> Vec<Vec<String>> {
@@ -214,41 +206,10 @@ fn http_get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
     (status, body)
 }
 
-#[allow(clippy::disallowed_methods)] // the test starts the server and signals it, as an operator would
 fn serve_until_sigterm(data: &Path, check: impl FnOnce(&str)) -> String {
-    let bin = assert_cmd::cargo::cargo_bin("mamori");
-    let mut child = std::process::Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("MAMORI_LOG_FORMAT", "json")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut log = String::new();
-    let addr = loop {
-        assert!(Instant::now() < deadline, "server did not start: {log}");
-        let line = lines.next().unwrap().unwrap();
-        log.push_str(&line);
-        log.push('\n');
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
-            && let Some(addr) = v["addr"].as_str()
-        {
-            break addr.to_owned();
-        }
-    };
-    check(&addr);
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    for line in lines {
-        log.push_str(&line.unwrap());
-        log.push('\n');
-    }
-    let status = child.wait().unwrap();
+    let server = start_serve([OsStr::new("--data-dir"), data.as_os_str()], &[]);
+    check(&server.addr);
+    let (status, log) = server.stop();
     assert!(
         status.success(),
         "graceful exit on SIGTERM: {status:?}\n{log}"

@@ -5,20 +5,12 @@
 #[path = "../../flow/tests/common/mod.rs"]
 mod common;
 
-use assert_cmd::Command;
+mod support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::UdpSocket;
 use std::time::Duration;
-
-fn mamori() -> Command {
-    let mut cmd = Command::cargo_bin("mamori").unwrap();
-    for (k, _) in std::env::vars() {
-        if k.starts_with("MAMORI_") && k != "MAMORI_TEST_DATA" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
+use support::mamori;
 
 fn data_lines(path: &std::path::Path) -> usize {
     std::fs::read_to_string(path)

@@ -1,0 +1,88 @@
+//! What the binary's tests share: a `mamori` command with a clean environment, and a
+//! `mamori serve` started on a free port of 127.0.0.1.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::disallowed_methods)] // test support: starts and signals processes as an operator would
+
+use assert_cmd::Command;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStderr};
+use std::time::{Duration, Instant};
+
+/// `mamori`, without the developer's own `MAMORI_*` settings leaking in (the test-data
+/// location excepted).
+pub fn mamori() -> Command {
+    let mut cmd = Command::cargo_bin("mamori").unwrap();
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MAMORI_") && k != "MAMORI_TEST_DATA" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A running `mamori serve`, logging JSON to a pipe.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub lines: Lines<BufReader<ChildStderr>>,
+    /// What it logged before it was listening.
+    pub log: String,
+}
+
+/// Starts `mamori serve --listen 127.0.0.1:0 ARGS…` with `env`, and waits until it listens.
+pub fn start_serve<I, S>(args: I, env: &[(&str, &str)]) -> Server
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mamori"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MAMORI_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("MAMORI_LOG_FORMAT", "json");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut log = String::new();
+    let addr = loop {
+        assert!(Instant::now() < deadline, "server did not start: {log}");
+        let line = lines.next().unwrap().unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && let Some(addr) = v["addr"].as_str()
+        {
+            break addr.to_owned();
+        }
+    };
+    Server {
+        child,
+        addr,
+        lines,
+        log,
+    }
+}
+
+impl Server {
+    /// Sends SIGTERM, collects the rest of the log, and returns it with the exit status.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let mut log = std::mem::take(&mut self.log);
+        for line in self.lines.by_ref() {
+            log.push_str(&line.unwrap());
+            log.push('\n');
+        }
+        (self.child.wait().unwrap(), log)
+    }
+}
