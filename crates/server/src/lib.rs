@@ -14,6 +14,7 @@ mod admin;
 mod auth;
 pub mod config;
 pub mod error;
+mod findings;
 mod json;
 mod ledger;
 mod routes;

@@ -4,6 +4,7 @@
 use crate::admin;
 use crate::auth::Caller;
 use crate::error::{self, ApiError, ErrorBody, InternalErrorMarker};
+use crate::findings;
 use crate::ledger;
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -39,6 +40,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "health", description = "Liveness"),
         (name = "accounts", description = "Who am I"),
         (name = "admin", description = "Organisations, users and tokens (role admin)"),
+        (name = "findings", description = "Findings about servers from carriers' sensors, under their TLP"),
         (name = "ledger", description = "The overseer's verifiable log (role overseer; checkpoint and key are public)")
     )
 )]
@@ -69,6 +71,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ledger::entries))
         .routes(routes!(ledger::inclusion))
         .routes(routes!(ledger::consistency))
+        .routes(routes!(findings::submit, findings::list))
         .split_for_parts()
 }
 

@@ -683,7 +683,185 @@ async fn the_overseer_reads_the_ledger_and_no_one_else_does(store: Store) {
     );
 }
 
+fn finding(address: &str, score: f64) -> Value {
+    use mamori_core::finding::{Clients, Evidence, Finding, FindingKind, IndicatorEvidence};
+    let f = Finding {
+        kind: FindingKind::Indicator,
+        address: address.parse().unwrap(),
+        port: 443,
+        proto: 6,
+        score,
+        first_seen: 1_790_000_000_000,
+        last_seen: 1_790_000_060_000,
+        clients: Clients::new(2, vec![]),
+        evidence: Evidence::Indicator(IndicatorEvidence {
+            entry: format!("{address}/32"),
+            flows: 3,
+            packets: 30,
+            bytes: 3000,
+            as_destination: true,
+        }),
+        feed: Some("abusech-feodo".into()),
+    };
+    serde_json::to_value(f).unwrap()
+}
+
+async fn findings_reach_whom_their_tlp_allows(store: Store) {
+    let api = Api::new(store).await;
+    let admin = api.admin.clone();
+    let token_for =
+        |org_kind: &'static str, org: &'static str, user: &'static str, role: &'static str| {
+            let api = &api;
+            let admin = admin.clone();
+            async move {
+                let (_, o) = api
+                    .post(
+                        "/api/v1/admin/orgs",
+                        Some(&admin),
+                        json!({"kind": org_kind, "name": org}),
+                    )
+                    .await;
+                let (_, u) = api
+                    .post(
+                        "/api/v1/admin/users",
+                        Some(&admin),
+                        json!({"org": o["id"], "name": user, "role": role}),
+                    )
+                    .await;
+                let (_, t) = api
+                    .post(
+                        "/api/v1/admin/tokens",
+                        Some(&admin),
+                        json!({"user": u["id"]}),
+                    )
+                    .await;
+                t["secret"].as_str().unwrap().to_owned()
+            }
+        };
+    let carrier = token_for("carrier", "Carrier K", "sensor-k", "member").await;
+    let other_carrier = token_for("carrier", "Carrier L", "sensor-l", "member").await;
+    let operator = token_for("operator", "Kanto Power", "sato", "member").await;
+    let (_, centre_org) = api.get("/api/v1/admin/orgs", Some(&admin)).await;
+    let centre_id = centre_org[0]["id"].clone();
+    let (_, analyst_user) = api
+        .post(
+            "/api/v1/admin/users",
+            Some(&admin),
+            json!({"org": centre_id, "name": "yamada", "role": "analyst"}),
+        )
+        .await;
+    let (_, t) = api
+        .post(
+            "/api/v1/admin/tokens",
+            Some(&admin),
+            json!({"user": analyst_user["id"]}),
+        )
+        .await;
+    let analyst = t["secret"].as_str().unwrap().to_owned();
+
+    // Two AMBER findings (the default) and one GREEN.
+    let (s, r) = api
+        .post(
+            "/api/v1/findings",
+            Some(&carrier),
+            json!({"findings": [finding("198.51.100.7", 0.9), finding("198.51.100.8", 0.8)]}),
+        )
+        .await;
+    assert_eq!(
+        (s, r["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(2)),
+        "{r}"
+    );
+    let (s, _) = api
+        .post(
+            "/api/v1/findings",
+            Some(&carrier),
+            json!({"tlp": "green", "findings": [finding("203.0.113.9", 0.7)]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+
+    let seen = |v: &Value| -> Vec<String> {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["finding"]["address"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, v) = api.get("/api/v1/findings", Some(&analyst)).await;
+    assert_eq!(
+        seen(&v),
+        ["198.51.100.7", "198.51.100.8", "203.0.113.9"],
+        "the centre sees all"
+    );
+    let (_, v) = api.get("/api/v1/findings", Some(&carrier)).await;
+    assert_eq!(seen(&v).len(), 3, "the reporter sees its own");
+    let (_, v) = api.get("/api/v1/findings", Some(&operator)).await;
+    assert_eq!(seen(&v), ["203.0.113.9"], "others see only GREEN");
+    let (_, v) = api.get("/api/v1/findings", Some(&other_carrier)).await;
+    assert_eq!(seen(&v), ["203.0.113.9"]);
+    let (_, v) = api
+        .get("/api/v1/findings?after=1&limit=1", Some(&analyst))
+        .await;
+    assert_eq!(
+        (seen(&v), v["next"].as_i64()),
+        (vec!["198.51.100.8".to_owned()], Some(2))
+    );
+
+    // Refused, and nothing stored: not a carrier, bad marking, bad score, malformed finding.
+    let before = api.get("/api/v1/findings", Some(&analyst)).await.1;
+    assert_error(
+        &api.post(
+            "/api/v1/findings",
+            Some(&operator),
+            json!({"findings": [finding("192.0.2.1", 0.5)]}),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &api.post(
+            "/api/v1/findings",
+            Some(&carrier),
+            json!({"tlp": "white", "findings": []}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_error(
+        &api.post(
+            "/api/v1/findings",
+            Some(&carrier),
+            json!({"findings": [finding("192.0.2.1", 1.5)]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_error(
+        &api.post(
+            "/api/v1/findings",
+            Some(&carrier),
+            json!({"findings": [{"kind": "c2"}]}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_error(
+        &api.post("/api/v1/findings", None, json!({"findings": []}))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    );
+    assert_eq!(api.get("/api/v1/findings", Some(&analyst)).await.1, before);
+}
+
 store_test_suite!(
+    findings_reach_whom_their_tlp_allows,
     the_overseer_reads_the_ledger_and_no_one_else_does,
     health_and_openapi_need_no_token,
     token_lifecycle_over_http,

@@ -18,6 +18,7 @@ pub mod accounts;
 mod backend;
 pub mod config;
 mod error;
+pub mod findings;
 pub mod ledger;
 pub mod token;
 
@@ -28,6 +29,7 @@ pub use accounts::{NewOrg, NewUser, Org, TokenInfo, User};
 pub use backend::{Backend, Store, Tx};
 pub use config::StoreConfig;
 pub use error::StoreError;
+pub use findings::StoredFinding;
 pub use ledger::{LedgerLeaf, LedgerNode, StoredCheckpoint};
 pub use token::{Principal, TokenSecret};
 

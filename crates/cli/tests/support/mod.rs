@@ -1,6 +1,11 @@
 //! What the binary's tests share: a `mamori` command with a clean environment, and a
 //! `mamori serve` started on a free port of 127.0.0.1.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::disallowed_methods)] // test support: starts and signals processes as an operator would
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::disallowed_methods
+)] // test support: starts and signals processes as an operator would
 
 use assert_cmd::Command;
 use std::ffi::OsStr;
