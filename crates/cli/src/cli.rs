@@ -76,6 +76,15 @@ pub(crate) enum Command {
         /// Print findings as JSON lines
         #[arg(long)]
         json: bool,
+        /// Also send the findings to the centre at this URL (POST /api/v1/findings; a carrier's token)
+        #[arg(long, value_name = "URL")]
+        post: Option<String>,
+        /// The token for --post [env: MAMORI_TOKEN]
+        #[arg(long, env = "MAMORI_TOKEN", hide_env_values = true, requires = "post")]
+        token: Option<String>,
+        /// The TLP marking of posted findings: clear, green, amber, amber+strict, red
+        #[arg(long, default_value = "amber")]
+        tlp: mamori_core::Tlp,
     },
     /// Measure the detectors against labels: precision, recall and F1 per finding kind
     Eval {

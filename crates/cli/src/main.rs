@@ -130,6 +130,9 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
             indicators,
             top,
             json,
+            post,
+            token,
+            tlp,
         } => {
             let args = detect::DetectArgs {
                 files,
@@ -137,7 +140,13 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 profile,
                 indicators,
             };
-            tokio::task::spawn_blocking(move || detect::detect(&args, top, json)).await?
+            let post = post.map(|url| detect::Post {
+                url,
+                token: token.unwrap_or_default(),
+                tlp,
+            });
+            tokio::task::spawn_blocking(move || detect::detect(&args, top, json, post.as_ref()))
+                .await?
         }
         cli::Command::Eval {
             files,

@@ -278,3 +278,85 @@ fn bad_configuration_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn detect_posts_its_findings_to_the_centre() {
+    let Some(pcap) = mamori_core::testdata::path("pcap/slips-test-cc/test-cc-capture-1.pcap")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("centre");
+    let d = data.as_os_str();
+    let admin = String::from_utf8(
+        mamori()
+            .arg("--data-dir")
+            .arg(d)
+            .arg("init")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let admin = admin.trim().to_owned();
+    let run = |args: &[&str]| {
+        let out = mamori()
+            .arg("--data-dir")
+            .arg(d)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    run(&[
+        "admin",
+        "org",
+        "add",
+        "--kind",
+        "carrier",
+        "--name",
+        "Carrier K",
+    ]);
+    run(&[
+        "admin", "user", "add", "--org", "2", "--name", "sensor-k", "--role", "member",
+    ]);
+    let carrier = run(&["admin", "token", "issue", "--user", "2"]);
+    let server = start_serve([OsStr::new("--data-dir"), d], &[]);
+    let out = mamori()
+        .args(["detect", "--post", &format!("http://{}", server.addr)])
+        .arg(&pcap)
+        .env("MAMORI_TOKEN", &carrier)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("posted 1 findings"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The centre's administrator (coordination centre) sees the carrier's AMBER finding.
+    let (status, body) = http_get(&server.addr, "/api/v1/findings", Some(&admin));
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("141.193.213.21") && body.contains("\"tlp\":\"amber\""),
+        "{body}"
+    );
+    // Without a token, --post refuses before sending anything.
+    let out = mamori()
+        .args(["detect", "--post", &format!("http://{}", server.addr)])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--post needs a carrier's token"));
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+}
