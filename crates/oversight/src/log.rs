@@ -155,13 +155,28 @@ impl Ledger {
         now: Timestamp,
         force: bool,
     ) -> Result<StoredCheckpoint> {
+        // Most calls (the public GET) find the latest checkpoint still current: decide that
+        // in a read transaction, so they never take SQLite's write lock.
+        let fresh = |size: u64, l: &StoredCheckpoint| {
+            l.size == size || (!force && now - l.created_at < self.interval)
+        };
+        let mut read = store.begin_read().await?;
+        let size = read.ledger_size().await?;
+        let latest = read.ledger_latest_checkpoint().await?;
+        read.commit().await?;
+        if let Some(l) = latest
+            && fresh(size, &l)
+        {
+            return Ok(l);
+        }
+        // Re-check under the write lock: another request may have signed one meanwhile.
         let mut tx = store.begin().await?;
         let size = tx.ledger_size().await?;
-        if let Some(latest) = tx.ledger_latest_checkpoint().await?
-            && (latest.size == size || (!force && now - latest.created_at < self.interval))
+        if let Some(l) = tx.ledger_latest_checkpoint().await?
+            && fresh(size, &l)
         {
             tx.commit().await?;
-            return Ok(latest);
+            return Ok(l);
         }
         let root = root(&mut tx, size).await?;
         let note = Checkpoint::new(self.origin(), size, root)?.sign(&self.signer)?;
