@@ -134,13 +134,17 @@ pub(crate) async fn list(
     let mut tx = s.store.begin_read().await?;
     let rows = tx.findings(page.after, limit).await?;
     // A carrier reports to the coordination centre: its findings' audience is the centre.
-    let centre: std::collections::BTreeSet<_> = tx
-        .orgs()
-        .await?
-        .into_iter()
-        .filter(|o| o.kind == OrgKind::CoordinationCentre)
-        .map(|o| o.id)
-        .collect();
+    // Only the originator differs from row to row.
+    let mut audience = Audience {
+        organisations: tx
+            .orgs()
+            .await?
+            .into_iter()
+            .filter(|o| o.kind == OrgKind::CoordinationCentre)
+            .map(|o| o.id)
+            .collect(),
+        ..Audience::default()
+    };
     tx.commit().await?;
     let me = &caller.0;
     let viewer = Viewer::Member(Recipient {
@@ -155,11 +159,7 @@ pub(crate) async fn list(
     let findings = rows
         .into_iter()
         .filter(|r| {
-            let audience = Audience {
-                originator: Some(r.org),
-                organisations: centre.clone(),
-                ..Audience::default()
-            };
+            audience.originator = Some(r.org);
             may_see(r.tlp, &audience, viewer)
         })
         .map(|r| FindingOut {
