@@ -10,6 +10,7 @@
 //! HTTP status ([`error`]), and the [`finding::Finding`] a sensor reports (CI-11).
 
 pub mod actor;
+pub mod entry;
 pub mod error;
 pub mod finding;
 pub mod id;

@@ -19,8 +19,8 @@ pub enum OversightError {
         detail: String,
     },
     /// An entry's bytes are not the canonical encoding of an entry.
-    #[error("ledger entry is not canonical: {0}")]
-    Encoding(String),
+    #[error(transparent)]
+    Encoding(#[from] mamori_core::entry::EntryError),
     /// A request named entries or sizes the log does not have.
     #[error("{0}")]
     OutOfRange(String),

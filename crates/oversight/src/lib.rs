@@ -17,7 +17,7 @@
 //! [`entries`], [`counts`], the act helpers in [`acts`], and [`OversightError`].
 
 pub mod acts;
-pub mod entry;
+pub use mamori_core::entry;
 mod error;
 mod key;
 mod log;

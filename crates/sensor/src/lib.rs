@@ -21,3 +21,4 @@
 
 pub mod archive;
 pub mod collector;
+pub mod record;

@@ -7,11 +7,19 @@
 //! `null`, strings escaped as JSON requires and nothing more. [`Entry::decode`] accepts
 //! only bytes that re-encode identically, so each entry has exactly one encoding and a
 //! verifier in any language can re-derive the leaf hash from the served bytes.
+//!
+//! The entry lives in `core` because two ledgers write it: the centre's (`mamori-oversight`,
+//! over the store) and each carrier sensor's own (`mamori-sensor`, file-backed, which may not
+//! depend on SQL). One encoding for both lets `mamori audit` read either (CI-5, CI-9).
 
-use crate::error::OversightError;
-use mamori_core::time::{Timestamp, rfc3339_ms};
-use mamori_core::{OrgId, Tlp, TokenId, UserId};
+use crate::time::{Timestamp, rfc3339_ms};
+use crate::{OrgId, Tlp, TokenId, UserId};
 use serde::{Deserialize, Serialize};
+
+/// Bytes that are not the canonical encoding of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("ledger entry is not canonical: {0}")]
+pub struct EntryError(pub String);
 
 /// The encoding version written today.
 pub const VERSION: u8 = 1;
@@ -150,6 +158,24 @@ pub enum Act {
         /// Why.
         reason: String,
     },
+    /// A server put on a sensor's concern list: its flows are now kept record by record
+    /// ("broad first, deep only on concern", CI-2, CI-4).
+    ConcernListed {
+        /// The server, as `address`, `address:port` or `address:port/proto`.
+        server: String,
+        /// Why: the detection or indicator that raised the concern.
+        reason: String,
+        /// When deep collection ends unless renewed.
+        #[serde(with = "rfc3339_ms")]
+        expires_at: Timestamp,
+    },
+    /// A server taken off a sensor's concern list (removed, or its listing expired).
+    ConcernEnded {
+        /// The server, as it was listed.
+        server: String,
+        /// Why (e.g. `expired`, or the operator's reason).
+        reason: String,
+    },
     /// An API token issued.
     TokenIssued {
         /// The token.
@@ -180,13 +206,15 @@ impl Act {
             Act::Deletion { .. } => "deletion",
             Act::TlpOverride { .. } => "tlp_override",
             Act::SourceReveal { .. } => "source_reveal",
+            Act::ConcernListed { .. } => "concern_listed",
+            Act::ConcernEnded { .. } => "concern_ended",
             Act::TokenIssued { .. } => "token_issued",
             Act::TokenRevoked { .. } => "token_revoked",
         }
     }
 
     /// Every kind, for reports that list zero counts too.
-    pub const KINDS: [&'static str; 9] = [
+    pub const KINDS: [&'static str; 11] = [
         "comms_access",
         "reidentification",
         "approval",
@@ -194,6 +222,8 @@ impl Act {
         "deletion",
         "tlp_override",
         "source_reveal",
+        "concern_listed",
+        "concern_ended",
         "token_issued",
         "token_revoked",
     ];
@@ -204,7 +234,7 @@ impl Entry {
     pub fn new(at: Timestamp, actor: Actor, act: Act) -> Entry {
         Entry {
             v: VERSION,
-            at: mamori_core::time::truncate_ms(at),
+            at: crate::time::truncate_ms(at),
             actor,
             act,
         }
@@ -218,17 +248,13 @@ impl Entry {
 
     /// Reads canonical bytes; anything else (other spellings, extra spaces, unknown
     /// fields, other versions) is refused.
-    pub fn decode(bytes: &[u8]) -> Result<Entry, OversightError> {
-        let entry: Entry =
-            serde_json::from_slice(bytes).map_err(|e| OversightError::Encoding(e.to_string()))?;
+    pub fn decode(bytes: &[u8]) -> Result<Entry, EntryError> {
+        let entry: Entry = serde_json::from_slice(bytes).map_err(|e| EntryError(e.to_string()))?;
         if entry.v != VERSION {
-            return Err(OversightError::Encoding(format!(
-                "unknown entry version {}",
-                entry.v
-            )));
+            return Err(EntryError(format!("unknown entry version {}", entry.v)));
         }
         if entry.encode() != bytes {
-            return Err(OversightError::Encoding(
+            return Err(EntryError(
                 "the bytes are not the canonical encoding of the entry they contain".into(),
             ));
         }
@@ -239,7 +265,7 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mamori_core::time::from_millis;
+    use crate::time::from_millis;
 
     fn sample() -> Entry {
         Entry::new(
