@@ -26,7 +26,14 @@ pub(crate) struct MamoriConfig {
 }
 
 /// Environment variables that are not configuration keys (test switches, the file path).
-const NOT_CONFIG: &[&str] = &["config", "test_", "require_", "token", "pseudonym_key"];
+const NOT_CONFIG: &[&str] = &[
+    "config",
+    "test_",
+    "require_",
+    "token",
+    "pseudonym_key",
+    "bench_",
+];
 
 /// Short names for the settings people set most; anything else is `MAMORI_SECTION__KEY`.
 fn env_key(key: &str) -> String {
