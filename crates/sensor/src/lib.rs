@@ -21,4 +21,5 @@
 
 pub mod archive;
 pub mod collector;
+pub mod ledger;
 pub mod record;
