@@ -21,5 +21,7 @@
 
 pub mod archive;
 pub mod collector;
+pub mod http_ledger;
+pub mod keys;
 pub mod ledger;
 pub mod record;
