@@ -345,11 +345,7 @@ impl KeyRing {
         still_needed: &BTreeSet<KeyId>,
     ) -> Result<Vec<KeyId>, KeyError> {
         let (keys, leftovers) = self.files()?;
-        let in_use = keys
-            .iter()
-            .filter(|id| id.start() <= now)
-            .next_back()
-            .cloned();
+        let in_use = keys.iter().rfind(|id| id.start() <= now).cloned();
         let mut retired = Vec::new();
         // Interrupted retirements first: the key is already unusable; record and delete.
         for id in leftovers {

@@ -25,3 +25,4 @@ pub mod http_ledger;
 pub mod keys;
 pub mod ledger;
 pub mod record;
+pub mod retention;
