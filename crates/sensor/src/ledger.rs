@@ -385,13 +385,9 @@ impl Inner {
                 nodes_at(self.size, level) * HASH_LEN,
             )?;
         }
-        // A level the committed tree does not reach holds nothing now: remove its file.
-        let committed = level_count(self.size);
-        for level in committed..self.levels.len() {
-            let path = self.path(&level_name(level));
-            fs::remove_file(&path).map_err(LedgerError::io("remove", &path))?;
-        }
-        self.levels.truncate(committed);
+        // A level the committed tree does not reach is now empty. Its file is truncated,
+        // not removed: another process may hold it open, and must keep writing to the
+        // file every later open reads.
         Ok(())
     }
 
@@ -523,10 +519,16 @@ impl SensorLedger {
     /// back to the last committed size; files that hold less than it commits to, or that
     /// no longer match the last signed checkpoint, are refused.
     pub fn open(data_dir: &Path, cfg: &LedgerConfig) -> Result<SensorLedger> {
-        fs::create_dir_all(data_dir).map_err(LedgerError::io("create", data_dir))?;
-        let signer = load_or_create_key(data_dir, &cfg.origin)?;
         let dir = data_dir.join(LEDGER_DIR);
         fs::create_dir_all(&dir).map_err(LedgerError::io("create", &dir))?;
+        let lock = open_rw(&dir.join("lock"))?;
+        let signer = {
+            // Two processes opening a new data directory at once make one key, not two.
+            lock.lock()
+                .map_err(LedgerError::io("lock", &dir.join("lock")))?;
+            let _held = FileLock(&lock);
+            load_or_create_key(data_dir, &cfg.origin)?
+        };
         let inner = Inner {
             entries: open_rw(&dir.join("entries"))?,
             index: open_rw(&dir.join("entries.idx"))?,
@@ -536,7 +538,6 @@ impl SensorLedger {
             data_len: 0,
             frontier: Frontier::empty(),
         };
-        let lock = open_rw(&dir.join("lock"))?;
         let ledger = SensorLedger {
             dir,
             signer,
@@ -585,7 +586,10 @@ impl SensorLedger {
 
     /// Appends `entries` durably and in order; returns the index of the first. On error
     /// nothing was committed (what was written past the commit point is cut or overwritten
-    /// later).
+    /// later) — with one exception the file system leaves no way around: if the rename of
+    /// `size` succeeded but the directory fsync after it failed, the entries are visible
+    /// and the error says so ("cannot fsync"). Callers then err on the side of the act not
+    /// having happened (no address revealed; a deletion recorded again).
     pub fn append(&self, entries: &[Entry]) -> Result<u64> {
         let mut inner = self.lock_inner();
         let _held = self.exclusive()?;

@@ -261,6 +261,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// The non-empty files in `dir` with their lengths (a level the tree has not reached yet
+/// may exist empty).
 fn files(dir: &Path) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = std::fs::read_dir(dir)
         .unwrap()
@@ -271,6 +273,7 @@ fn files(dir: &Path) -> Vec<(String, u64)> {
                 e.metadata().unwrap().len(),
             )
         })
+        .filter(|(name, len)| *len > 0 || name == "lock")
         .collect();
     out.sort();
     out
@@ -310,45 +313,58 @@ fn crash_everywhere(committed: u64, appended: u64, stride: usize) -> usize {
             .find(|(n, _)| n == name)
             .map_or(0, |(_, l)| *l)
     };
-    let mut cases = 0;
+    let mut crashes: Vec<(String, u64)> = Vec::new();
     for (name, new_len) in &after {
         if matches!(name.as_str(), "size" | "lock" | "checkpoint") || *new_len == old_len(name) {
             continue;
         }
-        let mut cuts: Vec<u64> = (old_len(name)..*new_len).step_by(stride).collect();
-        cuts.push(new_len - 1);
-        for cut in cuts {
-            let case = work.path().join(format!("case-{cases}"));
-            copy_dir(&after_dir, &case);
-            std::fs::write(case.join("ledger/size"), format!("{committed}\n")).unwrap();
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(case.join("ledger").join(name))
-                .unwrap();
-            f.set_len(cut).unwrap();
-            drop(f);
-            let ledger = SensorLedger::open(&case, &cfg())
-                .unwrap_or_else(|e| panic!("{name} cut at {cut}: {e}"));
-            assert_eq!(ledger.size().unwrap(), committed, "{name} cut at {cut}");
-            assert_eq!(
-                ledger.root(committed).unwrap(),
-                root_before,
-                "{name} cut at {cut}"
-            );
-            // The torn tail is gone from disk…
-            assert_eq!(files(&case.join("ledger")), before, "{name} cut at {cut}");
-            // …and the same append now lands exactly where it should.
-            assert_eq!(ledger.append(&batch).unwrap(), committed);
-            assert_eq!(
-                ledger.root(size_after).unwrap(),
-                root_after,
-                "{name} cut at {cut}"
-            );
-            drop(ledger);
-            std::fs::remove_dir_all(&case).unwrap();
-            cases += 1;
+        for cut in (old_len(name)..*new_len).step_by(stride) {
+            crashes.push((name.clone(), cut));
         }
+        crashes.push((name.clone(), new_len - 1));
     }
+    // Each crash in its own copy; eight at a time, since the cost is fsync latency.
+    let one = |n: usize, name: &str, cut: u64| {
+        let case = work.path().join(format!("case-{n}"));
+        copy_dir(&after_dir, &case);
+        std::fs::write(case.join("ledger/size"), format!("{committed}\n")).unwrap();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(case.join("ledger").join(name))
+            .unwrap();
+        f.set_len(cut).unwrap();
+        drop(f);
+        let ledger = SensorLedger::open(&case, &cfg())
+            .unwrap_or_else(|e| panic!("{name} cut at {cut}: {e}"));
+        assert_eq!(ledger.size().unwrap(), committed, "{name} cut at {cut}");
+        assert_eq!(
+            ledger.root(committed).unwrap(),
+            root_before,
+            "{name} cut at {cut}"
+        );
+        // The torn tail is gone from disk…
+        assert_eq!(files(&case.join("ledger")), before, "{name} cut at {cut}");
+        // …and the same append now lands exactly where it should.
+        assert_eq!(ledger.append(&batch).unwrap(), committed);
+        assert_eq!(
+            ledger.root(size_after).unwrap(),
+            root_after,
+            "{name} cut at {cut}"
+        );
+        drop(ledger);
+        std::fs::remove_dir_all(&case).unwrap();
+    };
+    std::thread::scope(|scope| {
+        for worker in 0..8 {
+            let (crashes, one) = (&crashes, &one);
+            scope.spawn(move || {
+                for (n, (name, cut)) in crashes.iter().enumerate().skip(worker).step_by(8) {
+                    one(n, name, *cut);
+                }
+            });
+        }
+    });
+    let cases = crashes.len();
 
     // A crash after the rename of `size`: the append is committed.
     let ledger = open(&after_dir);
