@@ -233,3 +233,25 @@ fn entries_and_proofs_have_the_centres_shapes() {
     .unwrap();
     assert_eq!(cp.size(), 1501);
 }
+
+#[test]
+fn bytes_that_are_not_utf8_are_served_in_base64() {
+    // Only someone writing to the entry file behind the sensor's back produces them; the
+    // overseer must still get the exact bytes, to find the entry that changed.
+    let s = start(3);
+    let entries = s._data.path().join("ledger/entries");
+    let mut bytes = std::fs::read(&entries).unwrap();
+    let second = entry(0).encode().len() + 5;
+    bytes[second] = 0xff;
+    std::fs::write(&entries, &bytes).unwrap();
+    let page = s.json("/api/v1/ledger/entries");
+    assert!(page["entries"][0]["data"].is_string());
+    assert!(page["entries"][1].get("data").is_none(), "{page}");
+    let b64 = page["entries"][1]["data_base64"].as_str().unwrap();
+    use base64::Engine;
+    let served = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let len = entry(1).encode().len();
+    assert_eq!(served, bytes[second - 5..second - 5 + len]);
+}
