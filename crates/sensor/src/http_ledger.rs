@@ -119,7 +119,7 @@ pub fn issue_token(data_dir: &Path) -> io::Result<String> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
     let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
-    secret.fill(0);
+    zeroize::Zeroize::zeroize(&mut secret);
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::create_dir_all(data_dir)?;

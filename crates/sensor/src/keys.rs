@@ -46,6 +46,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
+use zeroize::Zeroize;
 
 /// The Parquet key-value metadata key naming the pseudonym key of an archive file's
 /// subscriber addresses (its value is a [`KeyId`]).
@@ -258,7 +259,7 @@ impl KeyRing {
         })?;
         let mut hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let key = CryptoPanKey::from_bytes(bytes);
-        bytes.fill(0);
+        bytes.zeroize();
         let new = self.path(id, ".new");
         // A `.new` file is from a crash before the rename: never used, start over.
         match fs::remove_file(&new) {
@@ -268,7 +269,7 @@ impl KeyRing {
         }
         hex.push('\n');
         let written = crate::ledger::write_private(&new, &hex);
-        zeroize_string(&mut hex);
+        hex.zeroize();
         written.map_err(io_err("write", &new))?;
         if let Err(source) = self.record(now, id, KeyStep::Created) {
             let _ = fs::remove_file(&new);
@@ -294,7 +295,7 @@ impl KeyRing {
             Err(e) => return Err(io_err("read", &path)(e)),
         };
         let key = CryptoPanKey::from_hex(text.trim()).map_err(|_| KeyError::Damaged(path));
-        zeroize_string(&mut text);
+        text.zeroize();
         key
     }
 
@@ -446,12 +447,6 @@ pub struct Reidentified {
     pub address: IpAddr,
     /// The index of the `reidentification` entry in the sensor's ledger.
     pub ledger_index: u64,
-}
-
-fn zeroize_string(s: &mut String) {
-    // SAFETY-free zeroing: overwrite through a byte buffer we own.
-    let mut bytes = std::mem::take(s).into_bytes();
-    bytes.fill(0);
 }
 
 fn sync_dir(dir: &Path) -> Result<(), KeyError> {

@@ -880,7 +880,7 @@ fn load_or_create_key(dir: &Path, origin: &str) -> Result<SignerKey> {
             };
             let key = SignerKey::from_seed(&name, &seed)
                 .map_err(|e| key_error(&path, format!("origin {name:?} cannot name a key: {e}")))?;
-            seed.fill(0);
+            zeroize::Zeroize::zeroize(&mut seed);
             write_private(&path, &format!("{}\n", key.to_secret_text()))
                 .map_err(|e| key_error(&path, e.to_string()))?;
             let public = dir.join(PUBLIC_KEY_FILE);
