@@ -137,6 +137,17 @@ pub(crate) enum Command {
     /// Inspect the effective configuration
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The carrier's sensor: its overseer token, its own ledger, its pseudonym keys, re-identification
+    #[command(subcommand)]
+    Sensor(SensorCommand),
+}
+
+/// `mamori sensor …`. The administration commands live in `sensor_admin.rs` and are
+/// flattened in, so the runtime's own subcommands sit beside them in this one enum.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SensorCommand {
+    #[command(flatten)]
+    Admin(crate::sensor_admin::SensorAdminCommand),
 }
 
 #[derive(Debug, Subcommand)]

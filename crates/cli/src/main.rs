@@ -9,6 +9,7 @@ mod config;
 mod detect;
 mod flows;
 mod logging;
+mod sensor_admin;
 mod serve;
 
 use clap::Parser;
@@ -194,6 +195,16 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
             #[allow(clippy::print_stdout)]
             {
                 println!("{summary}");
+            }
+            Ok(())
+        }
+        cli::Command::Sensor(cli::SensorCommand::Admin(cmd)) => {
+            let data_dir = cfg.store.data_dir.clone();
+            let out =
+                tokio::task::spawn_blocking(move || sensor_admin::run(&data_dir, cmd)).await??;
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{out}");
             }
             Ok(())
         }

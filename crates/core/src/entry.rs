@@ -85,6 +85,17 @@ pub enum Decision {
     Refused,
 }
 
+/// A pseudonym key's lifecycle step at a sensor (CI-4; DESIGN invariant 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStep {
+    /// Created for a new period; subscriber addresses are pseudonymised with it from now.
+    Created,
+    /// Deleted: no kept data was pseudonymised with it any more, so its pseudonyms can
+    /// never be re-identified again.
+    Retired,
+}
+
 /// What was done. The `kind` tag names the act in queries and reports (CI-9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -176,6 +187,14 @@ pub enum Act {
         /// Why (e.g. `expired`, or the operator's reason).
         reason: String,
     },
+    /// A sensor's Crypto-PAn key created or retired (CI-4): the ledger shows which key
+    /// covered which period, and that each was destroyed once no kept data needed it.
+    PseudonymKey {
+        /// The key's id: the UTC start of its period, `YYYYMMDDTHHMMSSZ`. Never the key.
+        key_id: String,
+        /// Created or retired.
+        step: KeyStep,
+    },
     /// An API token issued.
     TokenIssued {
         /// The token.
@@ -208,13 +227,14 @@ impl Act {
             Act::SourceReveal { .. } => "source_reveal",
             Act::ConcernListed { .. } => "concern_listed",
             Act::ConcernEnded { .. } => "concern_ended",
+            Act::PseudonymKey { .. } => "pseudonym_key",
             Act::TokenIssued { .. } => "token_issued",
             Act::TokenRevoked { .. } => "token_revoked",
         }
     }
 
     /// Every kind, for reports that list zero counts too.
-    pub const KINDS: [&'static str; 11] = [
+    pub const KINDS: [&'static str; 12] = [
         "comms_access",
         "reidentification",
         "approval",
@@ -224,6 +244,7 @@ impl Act {
         "source_reveal",
         "concern_listed",
         "concern_ended",
+        "pseudonym_key",
         "token_issued",
         "token_revoked",
     ];
@@ -311,6 +332,31 @@ mod tests {
         ] {
             assert!(Entry::decode(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_key_act_encodes_as_documented() {
+        let e = Entry::new(
+            from_millis(1_790_000_000_000).unwrap(),
+            Actor {
+                org: None,
+                user: None,
+                name: "sensor".into(),
+            },
+            Act::PseudonymKey {
+                key_id: "20260921T000000Z".into(),
+                step: KeyStep::Retired,
+            },
+        );
+        let text = String::from_utf8(e.encode()).unwrap();
+        assert!(
+            text.ends_with(
+                r#""act":{"kind":"pseudonym_key","key_id":"20260921T000000Z","step":"retired"}}"#
+            ),
+            "{text}"
+        );
+        assert_eq!(Entry::decode(text.as_bytes()).unwrap(), e);
+        assert!(Act::KINDS.contains(&e.act.kind()));
     }
 
     #[test]

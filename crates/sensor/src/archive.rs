@@ -842,6 +842,18 @@ pub struct ReapReport {
 /// listing `dir` itself is returned; anything wrong with one file is a [`ReapFailure`] and
 /// the pass goes on.
 pub fn reap(dir: &Path, now: Timestamp) -> Result<ReapReport> {
+    reap_with(dir, now, |_| Ok(()))
+}
+
+/// [`reap`], calling `before_delete` with each file's [`Deletion`] after it was judged
+/// expired and hashed and before it is deleted: a caller journals the deletion there, so
+/// a crash cannot delete a file without its record (`retention::reap_recorded`). If the
+/// hook fails, that file is kept and reported as a [`ReapFailure`].
+pub fn reap_with(
+    dir: &Path,
+    now: Timestamp,
+    mut before_delete: impl FnMut(&Deletion) -> io::Result<()>,
+) -> Result<ReapReport> {
     let mut report = ReapReport::default();
     for kind in [Kind::Flows, Kind::Aggregates] {
         let root = dir.join(kind.name());
@@ -852,7 +864,7 @@ pub fn reap(dir: &Path, now: Timestamp) -> Result<ReapReport> {
         walk(&root, &mut files, &mut report.failed)?;
         files.sort();
         for path in files {
-            match reap_one(dir, kind, &path, now) {
+            match reap_one(dir, kind, &path, now, &mut before_delete) {
                 Ok(Some(deletion)) => report.deleted.push(deletion),
                 Ok(None) => report.kept += 1,
                 Err(error) => report.failed.push(ReapFailure { path, error }),
@@ -887,7 +899,13 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<ReapFailure>) -> 
     Ok(())
 }
 
-fn reap_one(dir: &Path, kind: Kind, path: &Path, now: Timestamp) -> Result<Option<Deletion>> {
+fn reap_one(
+    dir: &Path,
+    kind: Kind,
+    path: &Path,
+    now: Timestamp,
+    before_delete: &mut impl FnMut(&Deletion) -> io::Result<()>,
+) -> Result<Option<Deletion>> {
     let bytes = bytes::Bytes::from(fs::read(path).map_err(ArchiveError::io("read", path))?);
     let meta = ParquetMetaDataReader::new()
         .parse_and_finish(&bytes)
@@ -916,13 +934,12 @@ fn reap_one(dir: &Path, kind: Kind, path: &Path, now: Timestamp) -> Result<Optio
     let count = u64::try_from(file_meta.num_rows())
         .map_err(|_| ArchiveError::format(path, "negative row count"))?;
     let content_sha256: [u8; 32] = Sha256::digest(&bytes).into();
-    fs::remove_file(path).map_err(ArchiveError::io("delete", path))?;
     let rel = path
         .strip_prefix(dir.join(kind.name()))
         .unwrap_or(path)
         .to_string_lossy()
         .into_owned();
-    Ok(Some(Deletion {
+    let deletion = Deletion {
         path: path.to_path_buf(),
         what: format!("{}:{rel}", kind.name()),
         kind,
@@ -930,7 +947,10 @@ fn reap_one(dir: &Path, kind: Kind, path: &Path, now: Timestamp) -> Result<Optio
         content_sha256,
         expires_at,
         reason: RETENTION_REASON,
-    }))
+    };
+    before_delete(&deletion).map_err(ArchiveError::io("journal the deletion of", path))?;
+    fs::remove_file(path).map_err(ArchiveError::io("delete", path))?;
+    Ok(Some(deletion))
 }
 
 /// Serde for a [`Duration`] as `"<n><unit>"`, unit `d`, `h`, `m` or `s` (`"7d"`, `"36h"`).

@@ -5,8 +5,11 @@
 //! Today it holds the **UDP collector** ([`collector`]) and the **archive** ([`archive`]):
 //! kept records and per-server aggregates as hour-partitioned Parquet files, each with an
 //! expiry, and the reaper that deletes them on time and reports each deletion for the
-//! ledger (DESIGN invariant 4). Wiring pseudonymisation, selection and detection into one
-//! runtime joins it as issues 6 and 7 land.
+//! ledger (DESIGN invariant 4). The sensor's own verifiable ledger ([`ledger`], served by
+//! [`http_ledger`] with the centre's endpoints), its pseudonym keys ([`keys`]) and recorded
+//! deletion ([`retention`]) make every sensitive act at the carrier checkable by the
+//! overseer (DESIGN invariants 2, 4, 7; CI-4, CI-5, CI-9). Wiring pseudonymisation,
+//! selection and detection into one runtime joins it as issues 6 and 7 land.
 //!
 //! **Architecture invariant:** bad input and deliberate drops are counted events, never
 //! log floods and never stops (STYLE principle 4): a malformed datagram is counted against
@@ -17,8 +20,14 @@
 //!
 //! **API boundary:** [`collector::Collector::start`] with a [`collector::CollectorConfig`]
 //! and a bounded channel for [`mamori_flow::FlowBatch`]es; [`collector::Stats`] for the
-//! counters; [`archive::ArchiveWriter`] and [`archive::reap`] for retention.
+//! counters; [`archive::ArchiveWriter`] and [`archive::reap`] for retention;
+//! [`ledger::SensorLedger`] (a [`record::Recorder`]), [`http_ledger::router`],
+//! [`keys::KeyRing`] and [`retention::reap_recorded`] for the ledger and what it records.
 
 pub mod archive;
 pub mod collector;
+pub mod http_ledger;
+pub mod keys;
+pub mod ledger;
 pub mod record;
+pub mod retention;

@@ -1,0 +1,126 @@
+//! `mamori sensor …` administration at the carrier (issue 6 parts 1, 2; CI-4, CI-5, CI-9):
+//! the overseer's token, the sensor's ledger, its pseudonym keys, and re-identification of
+//! one pseudonymised address — recorded in the sensor's ledger *before* it is revealed.
+//!
+//! These commands work on the sensor's data directory (`--data-dir`) directly, beside a
+//! running sensor or without one: the ledger's file lock makes them append in turn.
+
+use anyhow::Context;
+use clap::Subcommand;
+use mamori_core::entry::Actor;
+use mamori_core::time::{Clock, SystemClock};
+use mamori_sensor::http_ledger;
+use mamori_sensor::keys::KeyRing;
+use mamori_sensor::ledger::{LedgerConfig, SensorLedger};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The administration subcommands of `mamori sensor` (flattened into it).
+#[derive(Debug, Subcommand)]
+pub(crate) enum SensorAdminCommand {
+    /// Make a new overseer token for this sensor's ledger endpoints and print it once (replaces any earlier one)
+    OverseerToken,
+    /// The sensor's own ledger: verify it locally
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// List the pseudonym keys held (their ids, the UTC start of each period; never the keys)
+    Keys,
+    /// Print the subscriber address behind one pseudonym, after recording the act and its approval in the sensor's ledger
+    Reidentify {
+        /// The pseudonymised address
+        #[arg(long)]
+        pseudonym: std::net::IpAddr,
+        /// The id of the key it was made with (the archive file's mamori.pseudonym_key_id)
+        #[arg(long, value_name = "KEY_ID")]
+        key_id: mamori_sensor::keys::KeyId,
+        /// The approval's reference (case, warrant or decision number)
+        #[arg(long, value_name = "REF")]
+        approval: String,
+        /// Why the address is needed
+        #[arg(long, value_name = "TEXT")]
+        purpose: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LedgerCommand {
+    /// Re-derive every entry's hash, every stored node and the last signed checkpoint's root
+    Verify,
+}
+
+fn open_ledger(data_dir: &Path) -> anyhow::Result<SensorLedger> {
+    SensorLedger::open(data_dir, &LedgerConfig::default())
+        .with_context(|| format!("opening the sensor's ledger in {}", data_dir.display()))
+}
+
+/// Who did it, as the sensor's ledger records a person at the carrier's command line.
+pub(crate) fn local_actor() -> Actor {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    Actor {
+        org: None,
+        user: None,
+        name: format!("local:{user}"),
+    }
+}
+
+/// Runs one administration command; returns what to print.
+pub(crate) fn run(data_dir: &Path, cmd: SensorAdminCommand) -> anyhow::Result<String> {
+    match cmd {
+        SensorAdminCommand::OverseerToken => {
+            let token = http_ledger::issue_token(data_dir).with_context(|| {
+                format!(
+                    "storing the overseer token's digest in {}",
+                    data_dir.display()
+                )
+            })?;
+            Ok(token)
+        }
+        SensorAdminCommand::Keys => {
+            let ledger = Arc::new(open_ledger(data_dir)?);
+            let ring = KeyRing::open(data_dir, ledger, local_actor())?;
+            Ok(ring
+                .list()?
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"))
+        }
+        SensorAdminCommand::Reidentify {
+            pseudonym,
+            key_id,
+            approval,
+            purpose,
+        } => {
+            let ledger = Arc::new(open_ledger(data_dir)?);
+            let ring = KeyRing::open(data_dir, ledger, local_actor())?;
+            let found = ring.reidentify(
+                SystemClock.now(),
+                local_actor(),
+                pseudonym,
+                &key_id,
+                &approval,
+                &purpose,
+            )?;
+            tracing::info!(
+                ledger_index = found.ledger_index,
+                "re-identification recorded in the sensor's ledger"
+            );
+            Ok(found.address.to_string())
+        }
+        SensorAdminCommand::Ledger(LedgerCommand::Verify) => {
+            let ledger = open_ledger(data_dir)?;
+            let report = ledger.verify()?;
+            Ok(format!(
+                "verified: {} entries recomputed to root {}{}",
+                report.entries,
+                report.root,
+                report
+                    .checkpoint_size
+                    .map(|n| format!(", matching the signed checkpoint of size {n}"))
+                    .unwrap_or_default()
+            ))
+        }
+    }
+}
