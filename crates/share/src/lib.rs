@@ -22,6 +22,7 @@
 //! types). Clocks are the caller's: every function that needs "now" takes it.
 
 pub mod error;
+pub mod intake;
 pub mod regime;
 pub mod report;
 pub mod stix_in;
