@@ -74,6 +74,16 @@ fn report(o: &StixObject) -> Option<Parts<'_>> {
     }
 }
 
+/// [`flash_from_bundle`] with the default STIX limits but at most `max_bytes` bytes (the
+/// HTTP body limit).
+pub fn flash_from_bundle_bytes(bytes: &[u8], max_bytes: usize) -> Result<FlashReport, ShareError> {
+    let limits = Limits {
+        max_bytes,
+        ..Limits::default()
+    };
+    flash_from_bundle(bytes, &limits)
+}
+
 /// Reads a flash report from a STIX 2.1 bundle's bytes. See the module docs.
 pub fn flash_from_bundle(bytes: &[u8], limits: &Limits) -> Result<FlashReport, ShareError> {
     let bundle = parse_bundle(bytes, limits)?;
