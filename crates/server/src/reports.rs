@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use mamori_core::time::Timestamp;
 use mamori_core::{ErrorKind, Sector};
 use mamori_share::intake::{self, ListQuery, ReportOut, ReportPage, StatusFilter, Submitted};
-use mamori_share::{FlashReport, Regime, ShareError, StageReport};
-use serde::Deserialize;
+use mamori_share::{FlashReport, Rating, Regime, ShareError, StageReport};
+use serde::{Deserialize, Serialize};
 
 /// The header a client sets so that a retried submission is not stored twice.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -199,6 +199,34 @@ pub(crate) async fn acknowledge(
     tx.commit().await?;
     tracing::info!(report = id, by = %caller.0.user.id, "report acknowledged");
     Ok(Json(out))
+}
+
+/// A recipient's rating of a report (PP-13).
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RatingIn {
+    /// `useful`, `not_useful` or `false_positive`.
+    rating: Rating,
+}
+
+/// A recipient organisation rates a report it may see (not its own). The reporter sees
+/// only the counts per rating, never who rated (PP-13, PP-18).
+#[utoipa::path(post, path = "/api/v1/reports/{id}/ratings", tag = "reports", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "report id")), request_body = RatingIn,
+    responses((status = 200, body = RatingIn), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub(crate) async fn rate(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(r): ApiJson<RatingIn>,
+) -> Result<Json<RatingIn>, ApiError> {
+    let id = report_id(&id)?;
+    let now = s.clock.now();
+    let mut tx = s.store.begin().await?;
+    intake::rate(&mut tx, &caller.0, id, r.rating, regime(), now).await?;
+    tx.commit().await?;
+    Ok(Json(r))
 }
 
 /// A report with its regime status (due and overdue stages), if the caller may see it;

@@ -78,6 +78,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(reports::get))
         .routes(routes!(reports::add_stage))
         .routes(routes!(reports::acknowledge))
+        .routes(routes!(reports::rate))
         .split_for_parts()
 }
 

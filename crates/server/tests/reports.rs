@@ -897,7 +897,100 @@ async fn reports_are_filtered_and_paged(store: Store) {
     );
 }
 
+async fn recipients_rate_a_report_and_the_reporter_sees_only_counts(store: Store) {
+    let api = Api::new(store).await;
+    let c = cast(&api).await;
+    let r = api
+        .post(
+            "/api/v1/reports",
+            Some(&c.reporter),
+            &flash(Tlp::Green, "medium"),
+        )
+        .await;
+    let path = format!("/api/v1/reports/{}", r.body["id"]);
+    let rate = |token: String, rating: &'static str| {
+        let api = &api;
+        let path = format!("{path}/ratings");
+        async move {
+            api.post(&path, Some(&token), &json!({"rating": rating}))
+                .await
+        }
+    };
+    assert_eq!(
+        rate(c.authority.clone(), "useful").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        rate(c.other.clone(), "false_positive").await.status,
+        StatusCode::OK
+    );
+    // The authority changes its mind: its rating is replaced, not added.
+    assert_eq!(
+        rate(c.authority.clone(), "not_useful").await.status,
+        StatusCode::OK
+    );
+    let mine = api.get(&path, Some(&c.reporter)).await.body;
+    assert_eq!(
+        mine["ratings"],
+        json!({"useful": 0, "not_useful": 1, "false_positive": 1})
+    );
+    assert_eq!(
+        api.get(&path, Some(&c.analyst)).await.body["ratings"],
+        mine["ratings"]
+    );
+    // Who rated appears nowhere in what the reporter gets, and other recipients see no counts.
+    let text = mine.to_string();
+    assert!(
+        !text.contains("Electricity Agency") && !text.contains("Kansai Gas"),
+        "{text}"
+    );
+    assert!(
+        api.get(&path, Some(&c.authority))
+            .await
+            .body
+            .get("ratings")
+            .is_none()
+    );
+    let listed = api.get("/api/v1/reports", Some(&c.reporter)).await.body;
+    assert_eq!(listed["reports"][0]["ratings"], mine["ratings"]);
+
+    // Refused, nothing stored: the reporter rating its own, a report one may not see, an
+    // unknown rating.
+    let before = api.counts().await;
+    assert_error(
+        &rate(c.reporter.clone(), "useful").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    let red = api
+        .post(
+            "/api/v1/reports",
+            Some(&c.reporter),
+            &flash(Tlp::Red, "low"),
+        )
+        .await;
+    let before = ReportCounts {
+        reports: before.reports + 1,
+        ..before
+    };
+    let unseen = api
+        .post(
+            &format!("/api/v1/reports/{}/ratings", red.body["id"]),
+            Some(&c.other),
+            &json!({"rating": "useful"}),
+        )
+        .await;
+    assert_error(&unseen, StatusCode::NOT_FOUND, "not_found");
+    assert_error(
+        &rate(c.other.clone(), "great").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+    );
+    assert_eq!(api.counts().await, before);
+}
+
 store_test_suite!(
+    recipients_rate_a_report_and_the_reporter_sees_only_counts,
     every_marking_reaches_whom_it_allows_on_every_read_path,
     a_retried_submission_is_not_stored_twice,
     a_stix_bundle_becomes_a_report_under_its_marking,

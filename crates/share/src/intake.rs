@@ -11,7 +11,7 @@
 use crate::error::ShareError;
 use crate::regime::Regime;
 use crate::regime::{ReportFacts, Status, status};
-use crate::report::{Cause, FlashReport, Impact, Purpose, StageReport};
+use crate::report::{Cause, FlashReport, Impact, Purpose, Rating, StageReport};
 use crate::view::{ReportAudience, ReportViewer, Visible, reveal};
 use mamori_core::time::Timestamp;
 use mamori_core::tlp::Audience;
@@ -49,6 +49,19 @@ pub struct AudienceOut {
     pub individuals: BTreeSet<mamori_core::UserId>,
     /// Organisations that never see it.
     pub excluded: BTreeSet<OrgId>,
+}
+
+/// How recipients rated a report (PP-13, PP-18): counts of organisations per rating, never
+/// who. Shown to the reporter and the centre's analysts only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Ratings {
+    /// Organisations that found it useful.
+    pub useful: i64,
+    /// Organisations that did not.
+    pub not_useful: i64,
+    /// Organisations that found it a false positive.
+    pub false_positive: i64,
 }
 
 /// A report as one caller may see it: the status resource of the API.
@@ -89,6 +102,9 @@ pub struct ReportOut {
     /// The reporter and the audience: only for the reporter and the centre's analysts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audience: Option<AudienceOut>,
+    /// What recipients said of it: only for the reporter and the centre's analysts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratings: Option<Ratings>,
 }
 
 /// The result of a submission.
@@ -176,6 +192,7 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, ShareError> {
 fn render(
     r: Visible<StoredReport>,
     stages: &[StoredStage],
+    ratings: &[(i64, String, i64)],
     who: &Principal,
     regime: &Regime,
     now: Timestamp,
@@ -210,6 +227,20 @@ fn render(
         now,
     );
     let insider = r.org == who.org.id || is_centre_analyst(who);
+    let mut counts = Ratings::default();
+    for (_, rating, n) in ratings.iter().filter(|(id, _, _)| *id == r.id) {
+        match rating.as_str() {
+            "useful" => counts.useful += n,
+            "not_useful" => counts.not_useful += n,
+            "false_positive" => counts.false_positive += n,
+            other => {
+                return Err(ShareError::Store(mamori_store::StoreError::Corrupt {
+                    what: "report rating",
+                    detail: other.chars().take(40).collect(),
+                }));
+            }
+        }
+    }
     Ok(ReportOut {
         id: r.id,
         tlp: r.tlp,
@@ -231,6 +262,7 @@ fn render(
             individuals: r.audience.individuals,
             excluded: r.audience.excluded,
         }),
+        ratings: insider.then_some(counts),
     })
 }
 
@@ -342,7 +374,8 @@ async fn load(
     let a = audience_of(&r);
     let v = reveal(viewer(who), &a, r.clone()).ok_or(ShareError::NotFound(id))?;
     let stages = tx.report_stages(&[id]).await?;
-    let out = render(v, &stages, who, regime, now)?;
+    let ratings = tx.report_rating_counts(&[id]).await?;
+    let out = render(v, &stages, &ratings, who, regime, now)?;
     Ok((r, out))
 }
 
@@ -512,6 +545,26 @@ pub async fn acknowledge(
     Ok(load(tx, who, id, regime, now).await?.1)
 }
 
+/// `who`'s organisation rates report `id` (PP-13); a later rating replaces its earlier
+/// one. Any organisation that may see the report may rate it, except the reporter's own.
+pub async fn rate(
+    tx: &mut Tx,
+    who: &Principal,
+    id: i64,
+    rating: Rating,
+    regime: &Regime,
+    now: Timestamp,
+) -> Result<(), ShareError> {
+    let (stored, _) = load(tx, who, id, regime, now).await?;
+    if stored.org == who.org.id {
+        return Err(ShareError::Forbidden(format!(
+            "report {id} is your organisation's own: its recipients rate it"
+        )));
+    }
+    tx.rate_report(id, who.org.id, rating.slug(), now).await?;
+    Ok(())
+}
+
 /// Report `id` as `who` may see it.
 pub async fn get(
     tx: &mut Tx,
@@ -564,9 +617,10 @@ pub async fn list(
             .collect();
         let ids: Vec<i64> = seen.iter().map(|r| r.get().id).collect();
         let stages = tx.report_stages(&ids).await?;
+        let ratings = tx.report_rating_counts(&ids).await?;
         for r in seen {
             let id = r.get().id;
-            let rendered = render(r, &stages, who, regime, now)?;
+            let rendered = render(r, &stages, &ratings, who, regime, now)?;
             let keep = match q.status {
                 None => true,
                 Some(StatusFilter::Overdue) => rendered.status.overdue,

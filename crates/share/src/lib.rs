@@ -30,5 +30,5 @@ pub mod view;
 
 pub use error::ShareError;
 pub use regime::{Regime, Status};
-pub use report::{Cause, FlashReport, Impact, Purpose, StageReport};
+pub use report::{Cause, FlashReport, Impact, Purpose, Rating, StageReport};
 pub use view::{ReportAudience, ReportViewer, Visible, reveal, visible};

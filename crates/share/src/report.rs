@@ -97,6 +97,33 @@ pub enum Purpose {
     Statistics,
 }
 
+/// A recipient's rating of a shared report (PP-13): whether it helped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Rating {
+    /// It helped (detection, hunting, defence).
+    Useful,
+    /// It did not help.
+    NotUseful,
+    /// What it describes was not malicious where the recipient looked.
+    FalsePositive,
+}
+
+impl Rating {
+    /// Every rating.
+    pub const ALL: [Rating; 3] = [Rating::Useful, Rating::NotUseful, Rating::FalsePositive];
+
+    /// The machine name: `useful`, `not_useful`, `false_positive`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Rating::Useful => "useful",
+            Rating::NotUseful => "not_useful",
+            Rating::FalsePositive => "false_positive",
+        }
+    }
+}
+
 /// The flash report (速報, PP-8): the minimal required set, sent within minutes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

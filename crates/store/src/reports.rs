@@ -110,6 +110,8 @@ pub struct ReportCounts {
     pub stages: i64,
     /// Idempotency keys.
     pub keys: i64,
+    /// Ratings.
+    pub ratings: i64,
 }
 
 const COLUMNS: &str = "id, org_id, user_id, tlp, confidential, sector, impact, regime, detected_at, \
@@ -356,17 +358,61 @@ impl Tx {
         Ok(())
     }
 
+    /// Records `org`'s rating of a report (a machine name such as `useful`), replacing the
+    /// one it gave before (PP-13).
+    pub async fn rate_report(
+        &mut self,
+        report: i64,
+        org: OrgId,
+        rating: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        on_backend!(self, c => sqlx::query(
+            "INSERT INTO report_ratings (report_id, org_id, rating, rated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (report_id, org_id) DO UPDATE SET rating = excluded.rating, rated_at = excluded.rated_at")
+            .bind(report)
+            .bind(org.get())
+            .bind(rating)
+            .bind(now)
+            .execute(&mut *c).await.map(drop))
+        .map_err(StoreError::db("store report rating", ""))
+    }
+
+    /// How many organisations gave each rating to each of these reports: `(report, rating,
+    /// count)`, never who.
+    pub async fn report_rating_counts(
+        &mut self,
+        reports: &[i64],
+    ) -> Result<Vec<(i64, String, i64)>> {
+        if reports.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_backend!(self, c => {
+            let mut b = sqlx::QueryBuilder::new(
+                "SELECT report_id, rating, COUNT(*) FROM report_ratings WHERE report_id IN (");
+            let mut list = b.separated(", ");
+            for id in reports {
+                list.push_bind(*id);
+            }
+            b.push(") GROUP BY report_id, rating ORDER BY report_id, rating");
+            b.build_query_as().fetch_all(&mut *c).await
+        })
+        .map_err(StoreError::db("read report ratings", ""))
+    }
+
     /// How many reports, stages and idempotency keys are stored.
     pub async fn report_counts(&mut self) -> Result<ReportCounts> {
-        let (reports, stages, keys): (i64, i64, i64) = on_backend!(self, c => sqlx::query_as(
+        let (reports, stages, keys, ratings): (i64, i64, i64, i64) =
+            on_backend!(self, c => sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM reports), (SELECT COUNT(*) FROM report_stages), \
-             (SELECT COUNT(*) FROM report_idempotency_keys)")
+             (SELECT COUNT(*) FROM report_idempotency_keys), (SELECT COUNT(*) FROM report_ratings)")
             .fetch_one(&mut *c).await)
-        .map_err(StoreError::db("count reports", ""))?;
+            .map_err(StoreError::db("count reports", ""))?;
         Ok(ReportCounts {
             reports,
             stages,
             keys,
+            ratings,
         })
     }
 }

@@ -271,7 +271,44 @@ async fn a_stage_of_an_unknown_report_is_refused(store: Store) {
     tx.commit().await.unwrap();
 }
 
+async fn ratings_are_one_per_organisation_and_counted(store: Store) {
+    let (org, user) = reporter(&store, "Kanto Power").await;
+    let (a, _) = reporter(&store, "Kansai Gas").await;
+    let (b, _) = reporter(&store, "Tohoku Rail").await;
+    let aud = audience(org);
+    let mut tx = store.begin().await.unwrap();
+    let id = tx
+        .insert_report(&new(org, user, &aud, None), t0())
+        .await
+        .unwrap();
+    let other = tx
+        .insert_report(&new(org, user, &aud, None), t0())
+        .await
+        .unwrap();
+    tx.rate_report(id, a, "useful", t0()).await.unwrap();
+    tx.rate_report(id, b, "false_positive", t0()).await.unwrap();
+    // Rating again replaces the organisation's earlier rating.
+    tx.rate_report(id, a, "not_useful", t0() + Duration::hours(1))
+        .await
+        .unwrap();
+    tx.rate_report(other, a, "useful", t0()).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin_read().await.unwrap();
+    assert_eq!(
+        tx.report_rating_counts(&[id, other]).await.unwrap(),
+        [
+            (id, "false_positive".to_owned(), 1),
+            (id, "not_useful".to_owned(), 1),
+            (other, "useful".to_owned(), 1)
+        ]
+    );
+    assert!(tx.report_rating_counts(&[]).await.unwrap().is_empty());
+    assert_eq!(tx.report_counts().await.unwrap().ratings, 3);
+    tx.commit().await.unwrap();
+}
+
 store_test_suite!(
+    ratings_are_one_per_organisation_and_counted,
     reports_round_trip_with_stages_and_acknowledgement,
     idempotency_keys_are_unique_per_organisation,
     reports_are_listed_by_sector_time_and_cursor,

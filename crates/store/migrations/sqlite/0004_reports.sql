@@ -37,3 +37,13 @@ CREATE TABLE report_idempotency_keys (
     created_at TEXT NOT NULL,
     PRIMARY KEY (org_id, idem_key)
 );
+
+-- Recipients' ratings of a report (PP-13, PP-18): one per organisation, replaced when it
+-- rates again. Shown to the reporter only as counts, never with who rated.
+CREATE TABLE report_ratings (
+    report_id  INTEGER NOT NULL REFERENCES reports(id),
+    org_id     INTEGER NOT NULL REFERENCES orgs(id),
+    rating     TEXT NOT NULL,
+    rated_at   TEXT NOT NULL,
+    PRIMARY KEY (report_id, org_id)
+);
