@@ -989,7 +989,37 @@ async fn recipients_rate_a_report_and_the_reporter_sees_only_counts(store: Store
     assert_eq!(api.counts().await, before);
 }
 
+async fn the_reports_api_is_documented(store: Store) {
+    let api = Api::new(store).await;
+    let doc = api.get("/api/openapi.json", None).await.body;
+    for (path, method) in [
+        ("/api/v1/reports", "post"),
+        ("/api/v1/reports", "get"),
+        ("/api/v1/reports/{id}", "get"),
+        ("/api/v1/reports/{id}/stages", "post"),
+        ("/api/v1/reports/{id}/acknowledge", "post"),
+        ("/api/v1/reports/{id}/ratings", "post"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} documented"
+        );
+    }
+    for schema in [
+        "FlashReport",
+        "ReportOut",
+        "StageReport",
+        "Status",
+        "Ratings",
+    ] {
+        assert!(doc["components"]["schemas"][schema].is_object(), "{schema}");
+    }
+    let post = &doc["paths"]["/api/v1/reports"]["post"];
+    assert!(post["responses"]["202"].is_object() && post["responses"]["409"].is_object());
+}
+
 store_test_suite!(
+    the_reports_api_is_documented,
     recipients_rate_a_report_and_the_reporter_sees_only_counts,
     every_marking_reaches_whom_it_allows_on_every_read_path,
     a_retried_submission_is_not_stored_twice,
