@@ -1018,7 +1018,52 @@ async fn the_reports_api_is_documented(store: Store) {
     assert!(post["responses"]["202"].is_object() && post["responses"]["409"].is_object());
 }
 
+async fn the_reporters_name_is_scrubbed_from_what_others_read(store: Store) {
+    let api = Api::new(store).await;
+    let c = cast(&api).await;
+    let mut f = flash(Tlp::Green, "medium");
+    f["text"] =
+        json!("KANTO POWER's gateway beacons to 198.51.100.7 (Kanto Power on-call: 03-0000-0000).");
+    f["affected_service"] = json!("Kanto Power SCADA");
+    let r = api.post("/api/v1/reports", Some(&c.reporter), &f).await;
+    let path = format!("/api/v1/reports/{}", r.body["id"]);
+    let stage = json!({"stage": "interim", "text": "Kanto Power isolated it.",
+                       "detail": {"notes": ["seen by kanto power SOC"], "count": 3}});
+    assert_eq!(
+        api.post(&format!("{path}/stages"), Some(&c.reporter), &stage)
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+    // The reporter and the centre read it as written.
+    for token in [&c.reporter, &c.analyst] {
+        let v = api.get(&path, Some(token)).await.body;
+        assert_eq!(v["text"], f["text"]);
+        assert_eq!(
+            v["stages"][0]["detail"]["notes"][0],
+            "seen by kanto power SOC"
+        );
+    }
+    // Everyone else reads what happened, not who reported it, on both read paths.
+    let one = api.get(&path, Some(&c.other)).await.body;
+    let listed = api.get("/api/v1/reports", Some(&c.other)).await.body["reports"][0].clone();
+    for v in [one, listed] {
+        assert_eq!(
+            v["text"],
+            "[redacted]'s gateway beacons to 198.51.100.7 ([redacted] on-call: 03-0000-0000)."
+        );
+        assert_eq!(v["affected_service"], "[redacted] SCADA");
+        assert_eq!(v["stages"][0]["text"], "[redacted] isolated it.");
+        assert_eq!(
+            v["stages"][0]["detail"],
+            json!({"notes": ["seen by [redacted] SOC"], "count": 3})
+        );
+        assert!(!v.to_string().to_ascii_lowercase().contains("kanto"), "{v}");
+    }
+}
+
 store_test_suite!(
+    the_reporters_name_is_scrubbed_from_what_others_read,
     the_reports_api_is_documented,
     recipients_rate_a_report_and_the_reporter_sees_only_counts,
     every_marking_reaches_whom_it_allows_on_every_read_path,

@@ -18,7 +18,7 @@ use mamori_core::tlp::Audience;
 use mamori_core::{OrgId, OrgKind, Role, Sector, Tlp};
 use mamori_store::{NewReport, Org, Principal, ReportQuery, StoredReport, StoredStage, Tx};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Longest idempotency key, in bytes.
 pub const MAX_KEY_BYTES: usize = 200;
@@ -188,21 +188,60 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, ShareError> {
     })
 }
 
-/// Renders a report the view let through.
+/// Every string in a JSON value scrubbed of `terms`.
+fn scrub_value(v: &mut serde_json::Value, terms: &[&str]) {
+    match v {
+        serde_json::Value::String(s) => *s = mamori_stix::scrub_text(s, terms),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub_value(x, terms)),
+        serde_json::Value::Object(m) => m.values_mut().for_each(|x| scrub_value(x, terms)),
+        _ => {}
+    }
+}
+
+/// What the rendering needs besides the report: its stages and ratings, and the names of
+/// organisations (to scrub the reporter's from what others read).
+struct Context<'a> {
+    stages: &'a [StoredStage],
+    ratings: &'a [(i64, String, i64)],
+    names: &'a BTreeMap<OrgId, String>,
+}
+
+/// Renders a report the view let through. For anyone but the reporter and the centre's
+/// analysts, the reporter's name is scrubbed from every free text (PP-12).
 fn render(
     r: Visible<StoredReport>,
-    stages: &[StoredStage],
-    ratings: &[(i64, String, i64)],
+    cx: &Context<'_>,
     who: &Principal,
     regime: &Regime,
     now: Timestamp,
 ) -> Result<ReportOut, ShareError> {
+    let (stages, ratings) = (cx.stages, cx.ratings);
     let r = r.into_inner();
-    let flash: FlashReport = stored_json("report body", &r.body)?;
+    let insider = r.org == who.org.id || is_centre_analyst(who);
+    let scrub: Vec<&str> = if insider {
+        Vec::new()
+    } else {
+        cx.names
+            .get(&r.org)
+            .map(String::as_str)
+            .into_iter()
+            .collect()
+    };
+    let mut flash: FlashReport = stored_json("report body", &r.body)?;
+    if !scrub.is_empty() {
+        flash.text = mamori_stix::scrub_text(&flash.text, &scrub);
+        flash.affected_service = mamori_stix::scrub_text(&flash.affected_service, &scrub);
+    }
     let mut stages_out = Vec::new();
     let mut cause = flash.cause;
     for s in stages.iter().filter(|s| s.report == r.id) {
-        let stage: StageReport = stored_json("report stage", &s.body)?;
+        let mut stage: StageReport = stored_json("report stage", &s.body)?;
+        if !scrub.is_empty() {
+            stage.text = mamori_stix::scrub_text(&stage.text, &scrub);
+            if let Some(d) = stage.detail.as_mut() {
+                scrub_value(d, &scrub);
+            }
+        }
         cause = stage.cause.unwrap_or(cause);
         stages_out.push(StageOut {
             received_at: s.received_at,
@@ -226,7 +265,6 @@ fn render(
         regime,
         now,
     );
-    let insider = r.org == who.org.id || is_centre_analyst(who);
     let mut counts = Ratings::default();
     for (_, rating, n) in ratings.iter().filter(|(id, _, _)| *id == r.id) {
         match rating.as_str() {
@@ -361,6 +399,15 @@ async fn build_audience(
     })
 }
 
+async fn org_names(tx: &mut Tx) -> Result<BTreeMap<OrgId, String>, ShareError> {
+    Ok(tx
+        .orgs()
+        .await?
+        .into_iter()
+        .map(|o| (o.id, o.name))
+        .collect())
+}
+
 /// The report `id` with its stages, rendered for `who`, or [`ShareError::NotFound`] if
 /// it does not exist or `who` may not see it.
 async fn load(
@@ -375,7 +422,13 @@ async fn load(
     let v = reveal(viewer(who), &a, r.clone()).ok_or(ShareError::NotFound(id))?;
     let stages = tx.report_stages(&[id]).await?;
     let ratings = tx.report_rating_counts(&[id]).await?;
-    let out = render(v, &stages, &ratings, who, regime, now)?;
+    let names = org_names(tx).await?;
+    let cx = Context {
+        stages: &stages,
+        ratings: &ratings,
+        names: &names,
+    };
+    let out = render(v, &cx, who, regime, now)?;
     Ok((r, out))
 }
 
@@ -590,6 +643,7 @@ pub async fn list(
 ) -> Result<ReportPage, ShareError> {
     let limit = q.limit.clamp(1, MAX_PAGE);
     let v = viewer(who);
+    let names = org_names(tx).await?;
     let mut after = q.after;
     let mut out = Vec::new();
     for _ in 0..10 {
@@ -618,9 +672,14 @@ pub async fn list(
         let ids: Vec<i64> = seen.iter().map(|r| r.get().id).collect();
         let stages = tx.report_stages(&ids).await?;
         let ratings = tx.report_rating_counts(&ids).await?;
+        let cx = Context {
+            stages: &stages,
+            ratings: &ratings,
+            names: &names,
+        };
         for r in seen {
             let id = r.get().id;
-            let rendered = render(r, &stages, &ratings, who, regime, now)?;
+            let rendered = render(r, &cx, who, regime, now)?;
             let keep = match q.status {
                 None => true,
                 Some(StatusFilter::Overdue) => rendered.status.overdue,
