@@ -32,8 +32,8 @@ impl From<ShareError> for ApiError {
     }
 }
 
-fn regime() -> &'static Regime {
-    Regime::default_regime()
+fn regime() -> Result<&'static Regime, ApiError> {
+    Ok(Regime::default_regime()?)
 }
 
 fn idempotency_key(h: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -124,7 +124,7 @@ pub(crate) async fn submit(
     };
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let done = intake::submit(&mut tx, &caller.0, &flash, key, regime(), now).await?;
+    let done = intake::submit(&mut tx, &caller.0, &flash, key, regime()?, now).await?;
     tx.commit().await?;
     tracing::info!(report = done.report.id, org = %caller.0.org.id, tlp = %flash.tlp,
         replayed = done.replayed, "report received");
@@ -158,7 +158,7 @@ pub(crate) async fn add_stage(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let done = intake::add_stage(&mut tx, &caller.0, id, &stage, regime(), now).await?;
+    let done = intake::add_stage(&mut tx, &caller.0, id, &stage, regime()?, now).await?;
     tx.commit().await?;
     tracing::info!(report = id, stage = %stage.stage, replayed = done.replayed, "report stage received");
     Ok(accepted(done))
@@ -192,7 +192,7 @@ pub(crate) async fn acknowledge(
         &caller.0,
         id,
         ack.feedback.as_deref(),
-        regime(),
+        regime()?,
         now,
     )
     .await?;
@@ -224,7 +224,7 @@ pub(crate) async fn rate(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    intake::rate(&mut tx, &caller.0, id, r.rating, regime(), now).await?;
+    intake::rate(&mut tx, &caller.0, id, r.rating, regime()?, now).await?;
     tx.commit().await?;
     Ok(Json(r))
 }
@@ -243,7 +243,7 @@ pub(crate) async fn get(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin_read().await?;
-    let out = intake::get(&mut tx, &caller.0, id, regime(), now).await?;
+    let out = intake::get(&mut tx, &caller.0, id, regime()?, now).await?;
     tx.commit().await?;
     Ok(Json(out))
 }
@@ -285,7 +285,7 @@ pub(crate) async fn list(
     };
     let now = s.clock.now();
     let mut tx = s.store.begin_read().await?;
-    let page = intake::list(&mut tx, &caller.0, &q, regime(), now).await?;
+    let page = intake::list(&mut tx, &caller.0, &q, regime()?, now).await?;
     tx.commit().await?;
     Ok(Json(page))
 }

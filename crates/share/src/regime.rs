@@ -167,15 +167,17 @@ impl Regime {
         })
     }
 
-    /// The default regime (`config/regimes/default.toml`).
-    pub fn default_regime() -> &'static Regime {
-        static DEFAULT: OnceLock<Regime> = OnceLock::new();
-        DEFAULT.get_or_init(|| match Regime::from_toml(DEFAULT_REGIME_TOML) {
-            Ok(r) => r,
-            // The embedded file is checked by a unit test; this cannot happen in a build
-            // whose tests passed.
-            Err(e) => panic!("the embedded default regime is invalid: {e}"),
-        })
+    /// The default regime (`config/regimes/default.toml`), read once. The embedded file
+    /// is checked by a unit test, so an error here means a build whose tests failed.
+    pub fn default_regime() -> Result<&'static Regime, ShareError> {
+        static DEFAULT: OnceLock<Result<Regime, String>> = OnceLock::new();
+        DEFAULT
+            .get_or_init(|| Regime::from_toml(DEFAULT_REGIME_TOML).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| ShareError::Regime {
+                name: "default".into(),
+                problem: e.clone(),
+            })
     }
 
     /// The flash stage (the first; every regime read by [`Regime::from_toml`] has one).
@@ -359,7 +361,7 @@ mod tests {
     #[test]
     fn the_default_regime_file_parses_and_says_what_the_docs_say() {
         let r = Regime::from_toml(DEFAULT_REGIME_TOML).unwrap();
-        assert_eq!(&r, Regime::default_regime());
+        assert_eq!(&r, Regime::default_regime().unwrap());
         let names: Vec<&str> = r.stages.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["flash", "interim", "final"]);
         assert_eq!(r.flash().unwrap().within, Duration::hours(24));
@@ -437,7 +439,7 @@ mod tests {
     #[test]
     fn stages_go_due_overdue_and_received_as_the_clock_moves() {
         use State::*;
-        let r = Regime::default_regime();
+        let r = Regime::default_regime().unwrap();
         let clock = ManualClock::new(t0());
         let mut facts = ReportFacts {
             detected_at: t0() - Duration::hours(2),
@@ -510,7 +512,7 @@ mod tests {
 
     #[test]
     fn a_flash_report_sent_late_is_marked_late_and_low_impact_needs_no_more() {
-        let r = Regime::default_regime();
+        let r = Regime::default_regime().unwrap();
         let facts = ReportFacts {
             detected_at: t0() - Duration::hours(30),
             received_at: t0(),
