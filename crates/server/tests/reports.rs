@@ -811,6 +811,8 @@ async fn stages_fall_due_go_overdue_and_are_received(store: Store) {
 async fn a_raised_impact_routes_the_report_further(store: Store) {
     let api = Api::new(store).await;
     let c = cast(&api).await;
+    let gas_agency = api.org("sector_authority", Some("gas"), "Gas Agency").await;
+    let gas = api.user(gas_agency, "mori", "member").await.1;
     // Low impact: the default regime routes to the centre only.
     let r = api
         .post(
@@ -845,6 +847,11 @@ async fn a_raised_impact_routes_the_report_further(store: Store) {
     );
     assert_eq!(
         api.get(&path, Some(&c.other)).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Sector authorities receive their own sector's reports only.
+    assert_eq!(
+        api.get(&path, Some(&gas)).await.status,
         StatusCode::NOT_FOUND
     );
 }
