@@ -902,6 +902,8 @@ async fn reports_are_filtered_and_paged(store: Store) {
         list(format!("?limit=2&after={}", ids[1])).await,
         (vec![ids[2]], None)
     );
+    // A page that ends exactly at the last report says there is no next one.
+    assert_eq!(list("?limit=3".into()).await, (ids.clone(), None));
 }
 
 async fn recipients_rate_a_report_and_the_reporter_sees_only_counts(store: Store) {

@@ -647,15 +647,17 @@ pub async fn list(
     let mut after = q.after;
     let mut out = Vec::new();
     for _ in 0..10 {
-        let rows = tx
+        // One row more than a batch, to know whether another batch exists.
+        let mut rows = tx
             .reports(&ReportQuery {
                 after,
-                limit,
+                limit: limit + 1,
                 sector: q.sector,
                 since: q.since,
             })
             .await?;
-        let exhausted = (rows.len() as u32) < limit;
+        let exhausted = rows.len() as u32 <= limit;
+        rows.truncate(limit as usize);
         let Some(last) = rows.last().map(|r| r.id) else {
             return Ok(ReportPage {
                 reports: out,
@@ -690,9 +692,11 @@ pub async fn list(
                 out.push(rendered);
             }
             if out.len() as u32 == limit {
+                // The last row of the last batch: there is no next page.
+                let more = !(exhausted && id == last);
                 return Ok(ReportPage {
                     reports: out,
-                    next: Some(id),
+                    next: more.then_some(id),
                 });
             }
         }
