@@ -134,6 +134,9 @@ pub(crate) enum Command {
     /// The overseer's tools: verify the ledger independently, print transparency figures
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Report an incident to the centre's one window, and follow its status
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Inspect the effective configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -176,6 +179,38 @@ pub(crate) enum AuditCommand {
         #[arg(long)]
         to: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Send a flash report (JSON, or a STIX 2.1 bundle) and print the status resource
+    Submit {
+        /// The report: a flash report as JSON, or a STIX 2.1 bundle (see docs/REPORTING.md)
+        file: PathBuf,
+        #[command(flatten)]
+        centre: CentreArgs,
+        /// A key that makes a retry of this submission return the first answer and store nothing
+        #[arg(long, value_name = "KEY")]
+        idempotency_key: Option<String>,
+    },
+    /// Print a report's status: each stage (pending, due, overdue, received) and the centre's duties
+    Status {
+        /// The report's id
+        id: i64,
+        #[command(flatten)]
+        centre: CentreArgs,
+    },
+}
+
+/// Where the centre is, and the token to call it with.
+#[derive(Debug, Args)]
+pub(crate) struct CentreArgs {
+    /// The centre's base URL [env: MAMORI_URL]
+    #[arg(long, env = "MAMORI_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// An API token of your organisation [env: MAMORI_TOKEN]
+    #[arg(long, env = "MAMORI_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Args, Default)]

@@ -9,6 +9,7 @@ mod config;
 mod detect;
 mod flows;
 mod logging;
+mod report;
 mod sensor_admin;
 mod serve;
 
@@ -207,6 +208,20 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 println!("{out}");
             }
             Ok(())
+        }
+        cli::Command::Report(cmd) => {
+            let json = cli.global.json;
+            tokio::task::spawn_blocking(move || match cmd {
+                cli::ReportCommand::Submit {
+                    file,
+                    centre,
+                    idempotency_key,
+                } => report::submit(&centre.into(), &file, idempotency_key.as_deref()),
+                cli::ReportCommand::Status { id, centre } => {
+                    report::status(&centre.into(), id, json)
+                }
+            })
+            .await?
         }
         cli::Command::Audit(cli::AuditCommand::Report { from, to }) => {
             admin::report(&cfg, &from, &to, cli.global.json).await

@@ -17,6 +17,7 @@ pub mod error;
 mod findings;
 mod json;
 mod ledger;
+mod reports;
 mod routes;
 mod state;
 

@@ -6,6 +6,7 @@ use crate::auth::Caller;
 use crate::error::{self, ApiError, ErrorBody, InternalErrorMarker};
 use crate::findings;
 use crate::ledger;
+use crate::reports;
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, Method, Uri};
@@ -41,7 +42,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "accounts", description = "Who am I"),
         (name = "admin", description = "Organisations, users and tokens (role admin)"),
         (name = "findings", description = "Findings about servers from carriers' sensors, under their TLP"),
-        (name = "ledger", description = "The overseer's verifiable log (role overseer; checkpoint and key are public)")
+        (name = "ledger", description = "The overseer's verifiable log (role overseer; checkpoint and key are public)"),
+        (name = "reports", description = "Incident reports to the one window: flash report, stages, regime status, under their TLP")
     )
 )]
 struct ApiDoc;
@@ -72,6 +74,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(ledger::inclusion))
         .routes(routes!(ledger::consistency))
         .routes(routes!(findings::submit, findings::list))
+        .routes(routes!(reports::submit, reports::list))
+        .routes(routes!(reports::get))
+        .routes(routes!(reports::add_stage))
+        .routes(routes!(reports::acknowledge))
+        .routes(routes!(reports::rate))
         .split_for_parts()
 }
 

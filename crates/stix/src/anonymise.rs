@@ -284,6 +284,15 @@ fn rewrite(
     }
 }
 
+/// `text` with every one of `scrub` (names, domains, contact details; a CIDR block also
+/// redacts the addresses inside it) replaced by [`REDACTED`], by the same rules as
+/// [`anonymise`]: for free text that is shown outside a STIX bundle.
+pub fn scrub_text(text: &str, scrub: &[&str]) -> String {
+    Scrubber::new(scrub)
+        .scrub(text, REDACTED)
+        .unwrap_or_else(|| text.to_owned())
+}
+
 /// Makes the anonymised copy of `bundle` for redistribution.
 ///
 /// `source` are the reporting organisation's identity ids, `centre` the centre's identity
@@ -430,5 +439,17 @@ mod tests {
             Some("seen from X. and 203.0.113.9, X")
         );
         assert_eq!(s.scrub("hash deadbeef 10.0.0.1", "X"), None);
+    }
+
+    #[test]
+    fn free_text_is_scrubbed_by_the_same_rules() {
+        assert_eq!(
+            scrub_text(
+                "Kanto Power's gateway at 198.51.100.9 (kanto-power.example)",
+                &["kanto power", "kanto-power.example", "198.51.100.0/24"]
+            ),
+            "[redacted]'s gateway at [redacted] ([redacted])"
+        );
+        assert_eq!(scrub_text("nothing to hide", &["acme"]), "nothing to hide");
     }
 }

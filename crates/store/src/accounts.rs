@@ -129,7 +129,7 @@ fn check_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn parse_col<T: FromStr>(what: &'static str, s: &str) -> Result<T>
+pub(crate) fn parse_col<T: FromStr>(what: &'static str, s: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {

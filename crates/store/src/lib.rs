@@ -20,6 +20,7 @@ pub mod config;
 mod error;
 pub mod findings;
 pub mod ledger;
+pub mod reports;
 pub mod token;
 
 #[cfg(feature = "testing")]
@@ -31,6 +32,7 @@ pub use config::StoreConfig;
 pub use error::StoreError;
 pub use findings::StoredFinding;
 pub use ledger::{LedgerLeaf, LedgerNode, StoredCheckpoint};
+pub use reports::{NewReport, ReportCounts, ReportQuery, StoredReport, StoredStage};
 pub use token::{Principal, TokenSecret};
 
 /// Shorthand for results of store operations.

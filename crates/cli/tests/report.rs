@@ -1,0 +1,147 @@
+//! `mamori report submit` and `mamori report status` against a real `mamori serve` on
+//! 127.0.0.1: a flash report sent from a file, retried with the same idempotency key, and
+//! its regime status printed.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+mod support;
+
+use std::ffi::OsStr;
+use support::{mamori, start_serve};
+
+#[test]
+fn an_operator_submits_a_flash_report_and_follows_its_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("centre");
+    let d = data.as_os_str();
+    let run = |args: &[&str]| {
+        let out = mamori()
+            .arg("--data-dir")
+            .arg(d)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    run(&["init"]);
+    run(&[
+        "admin",
+        "org",
+        "add",
+        "--kind",
+        "operator",
+        "--sector",
+        "electricity",
+        "--name",
+        "Kanto Power",
+    ]);
+    run(&[
+        "admin", "user", "add", "--org", "2", "--name", "sato", "--role", "member",
+    ]);
+    let token = run(&["admin", "token", "issue", "--user", "2"]);
+    let file = dir.path().join("flash.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "detected_at": "2026-01-05T00:30:00Z",
+            "sector": "electricity",
+            "affected_service": "SCADA gateway",
+            "impact": "high",
+            "cause": "unknown",
+            "tlp": "amber",
+            "text": "Unusual outbound connections from the gateway.",
+            "purposes": ["response"],
+        })
+        .to_string(),
+    )
+    .unwrap();
+
+    let server = start_serve([OsStr::new("--data-dir"), d], &[]);
+    let url = format!("http://{}", server.addr);
+    let submit = || {
+        mamori()
+            .args([
+                "report",
+                "submit",
+                "--url",
+                &url,
+                "--idempotency-key",
+                "flash-2026-01-05",
+            ])
+            .arg(&file)
+            .env("MAMORI_TOKEN", &token)
+            .output()
+            .unwrap()
+    };
+    let first = submit();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(
+        (v["id"].as_i64(), v["tlp"].as_str()),
+        (Some(1), Some("amber"))
+    );
+    assert!(String::from_utf8_lossy(&first.stderr).starts_with("received: report 1"));
+    // A retry is answered with the same report, and says so.
+    let again = submit();
+    assert!(again.status.success());
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&again.stdout).unwrap()["id"],
+        1
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).starts_with("already received: report 1"));
+
+    let out = mamori()
+        .args(["report", "status", "1", "--url", &url])
+        .env("MAMORI_TOKEN", &token)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Detected in January: the interim report and the centre's duties are long overdue.
+    assert!(
+        text.contains("impact high") && text.contains("OVERDUE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("flash") && text.contains("received"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("interim") && l.contains("overdue")),
+        "{text}"
+    );
+
+    // Errors say what was wrong: no token; a report that is not there.
+    let out = mamori()
+        .args(["report", "status", "1", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAMORI_TOKEN"));
+    let out = mamori()
+        .args(["report", "status", "9", "--url", &url])
+        .env("MAMORI_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+}
