@@ -427,17 +427,19 @@ fn line<'a>(
         }
     };
     let proto = get(c.proto).unwrap_or_default();
-    if [
-        &b"arp"[..],
-        b"rarp",
-        b"llc",
-        b"man",
-        b"stp",
-        b"lldp",
-        b"ipx",
-    ]
-    .iter()
-    .any(|p| proto.eq_ignore_ascii_case(p))
+    // (tcp, udp and icmp, on almost every line, are none of these.)
+    if !matches!(proto, b"tcp" | b"udp" | b"icmp")
+        && [
+            &b"arp"[..],
+            b"rarp",
+            b"llc",
+            b"man",
+            b"stp",
+            b"lldp",
+            b"ipx",
+        ]
+        .iter()
+        .any(|p| proto.eq_ignore_ascii_case(p))
     {
         // ARP "flows" carry IP addresses but are link-layer; management records are not flows.
         return Err(Anomaly::NotIpFlow {

@@ -65,6 +65,7 @@ impl Columns {
 
 /// The two forms of `conn.log`.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per reader, never moved in a hot loop
 enum Format {
     Tsv {
         /// Field boundaries of the current line (reused: no per-line allocation).
@@ -310,7 +311,7 @@ fn conn(
 
 /// The `conn.log` fields we read from a JSON line; strings are borrowed from the line.
 /// Filled by `serde_json` (the reference path) or by [`crate::zeek_json::scan`].
-#[derive(Deserialize, Default, Debug, PartialEq)]
+#[derive(Deserialize, Default, Debug, Clone, PartialEq)]
 pub(crate) struct ConnJson<'a> {
     pub(crate) ts: Option<f64>,
     #[serde(rename = "id.orig_h", borrow)]
@@ -340,11 +341,11 @@ fn json_line(line: &[u8], batch: &mut FlowBatch, fast: bool) -> Line {
     } else {
         None
     };
-    let parsed: ConnJson<'_> = match fast_parsed {
+    let parsed: ConnFields<'_> = match fast_parsed {
         Some(p) => p,
         // Anything the scanner does not fully understand takes the serde path.
-        None => match serde_json::from_slice(trimmed) {
-            Ok(p) => p,
+        None => match serde_json::from_slice::<ConnJson<'_>>(trimmed) {
+            Ok(p) => p.into(),
             Err(_) => {
                 batch.count(Anomaly::MalformedLine {
                     what: "not a JSON object",
@@ -366,20 +367,52 @@ fn seconds_f64_to_ms(s: f64) -> Option<i64> {
     (ms.is_finite() && ms.abs() < 1e17).then_some(ms as i64)
 }
 
-fn conn_json(c: &ConnJson<'_>) -> Result<FlowRecord, Anomaly> {
+/// [`ConnJson`] with its strings as bytes: what the record is built from, whichever path
+/// read the line (the scanner needs no UTF-8 check: it only accepts ASCII lines).
+#[derive(Default, Debug, Clone, PartialEq)]
+pub(crate) struct ConnFields<'a> {
+    pub(crate) ts: Option<f64>,
+    pub(crate) orig_h: Option<&'a [u8]>,
+    pub(crate) orig_p: Option<u64>,
+    pub(crate) resp_h: Option<&'a [u8]>,
+    pub(crate) resp_p: Option<u64>,
+    pub(crate) proto: Option<&'a [u8]>,
+    pub(crate) duration: Option<f64>,
+    pub(crate) orig_pkts: Option<u64>,
+    pub(crate) orig_ip_bytes: Option<u64>,
+    pub(crate) resp_pkts: Option<u64>,
+    pub(crate) resp_ip_bytes: Option<u64>,
+}
+
+impl<'a> From<ConnJson<'a>> for ConnFields<'a> {
+    fn from(c: ConnJson<'a>) -> Self {
+        Self {
+            ts: c.ts,
+            orig_h: c.orig_h.map(str::as_bytes),
+            orig_p: c.orig_p,
+            resp_h: c.resp_h.map(str::as_bytes),
+            resp_p: c.resp_p,
+            proto: c.proto.map(str::as_bytes),
+            duration: c.duration,
+            orig_pkts: c.orig_pkts,
+            orig_ip_bytes: c.orig_ip_bytes,
+            resp_pkts: c.resp_pkts,
+            resp_ip_bytes: c.resp_ip_bytes,
+        }
+    }
+}
+
+fn conn_json(c: &ConnFields<'_>) -> Result<FlowRecord, Anomaly> {
     let start_ms =
         c.ts.and_then(seconds_f64_to_ms)
             .ok_or(Anomaly::BadField { field: "ts" })?;
-    let addr = |a: Option<&str>, field| {
-        a.and_then(|a| text::ip(a.as_bytes()))
-            .ok_or(Anomaly::BadField { field })
-    };
+    let addr = |a: Option<&[u8]>, field| a.and_then(text::ip).ok_or(Anomaly::BadField { field });
     let port = |p: Option<u64>, field| {
         u16::try_from(p.unwrap_or(0)).map_err(|_| Anomaly::BadField { field })
     };
     let protocol = match c.proto {
         None => 0,
-        Some(p) => text::protocol(p.as_bytes()).ok_or(Anomaly::BadField { field: "proto" })?,
+        Some(p) => text::protocol(p).ok_or(Anomaly::BadField { field: "proto" })?,
     };
     let dur_ms = match c.duration {
         None => 0,

@@ -75,7 +75,8 @@ fn argus_both_agree(bytes: &[u8], what: &str) -> Vec<Outcome> {
     assert_same(&fast, &reference, what);
     for cap in [7, 97, 4096] {
         // The delimiter is detected from the first buffer, on both paths alike.
-        let reference = argus(ArgusReader::reference(BufReader::with_capacity(cap, bytes)).unwrap());
+        let reference =
+            argus(ArgusReader::reference(BufReader::with_capacity(cap, bytes)).unwrap());
         let fast = argus(ArgusReader::new(BufReader::with_capacity(cap, bytes)).unwrap());
         assert_same(&fast, &reference, &format!("{what} (buffer {cap})"));
     }
@@ -138,7 +139,10 @@ fn seed_lines(rel: &str, fallback: &str, n: usize) -> Vec<Vec<u8>> {
         Some(p) => std::fs::read_to_string(p).unwrap(),
         None => fallback.to_owned(),
     };
-    text.lines().take(n).map(|l| l.as_bytes().to_vec()).collect()
+    text.lines()
+        .take(n)
+        .map(|l| l.as_bytes().to_vec())
+        .collect()
 }
 
 /// Bytes JSON, CSV and TSV give meaning to, so mutations hit the parsers' edge cases.
@@ -175,7 +179,12 @@ fn mutate(lines: &[Vec<u8>], edits: &[Edit], keep_first: bool) -> Vec<u8> {
 
 fn edits() -> impl Strategy<Value = Vec<Edit>> {
     prop::collection::vec(
-        (any::<usize>(), any::<usize>(), interesting_byte(), any::<u8>()),
+        (
+            any::<usize>(),
+            any::<usize>(),
+            interesting_byte(),
+            any::<u8>(),
+        ),
         1..8,
     )
 }
@@ -209,7 +218,8 @@ fn mutated_zeek_lines_read_the_same_on_both_paths() {
                 let reference = zeek(ZeekConnReader::reference(&bytes[..]).unwrap());
                 let fast = zeek(ZeekConnReader::new(&bytes[..]).unwrap());
                 prop_assert_eq!(&fast, &reference);
-                let fast = zeek(ZeekConnReader::new(BufReader::with_capacity(64, &bytes[..])).unwrap());
+                let fast =
+                    zeek(ZeekConnReader::new(BufReader::with_capacity(64, &bytes[..])).unwrap());
                 prop_assert_eq!(&fast, &reference);
                 Ok(())
             })
@@ -231,8 +241,11 @@ fn mutated_argus_lines_read_the_same_on_both_paths() {
                 let reference = argus(ArgusReader::reference(&bytes[..]).unwrap());
                 let fast = argus(ArgusReader::new(&bytes[..]).unwrap());
                 prop_assert_eq!(&fast, &reference);
-                let reference = argus(ArgusReader::reference(BufReader::with_capacity(64, &bytes[..])).unwrap());
-                let fast = argus(ArgusReader::new(BufReader::with_capacity(64, &bytes[..])).unwrap());
+                let reference = argus(
+                    ArgusReader::reference(BufReader::with_capacity(64, &bytes[..])).unwrap(),
+                );
+                let fast =
+                    argus(ArgusReader::new(BufReader::with_capacity(64, &bytes[..])).unwrap());
                 prop_assert_eq!(&fast, &reference);
                 Ok(())
             })
