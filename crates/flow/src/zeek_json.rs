@@ -639,7 +639,7 @@ mod tests {
             agrees(line.as_bytes())?;
         }
 
-        /// Mutated Zeek lines: the scanner never panics, and it declines or agrees (PP-1).
+        /// Mutated Zeek lines: the scanner never panics, and it declines or agrees (CI-1).
         #[test]
         fn mutated_lines_decline_or_agree(
             edits in proptest::collection::vec((0usize..LINE.len(), any::<u8>(), 0u8..3), 1..6)
