@@ -169,6 +169,16 @@ fn text(c: &mut Criterion) {
                 black_box(batch.len())
             })
         });
+        // The reference path (lines copied, TSV split byte by byte, JSON via serde_json):
+        // the before of the fast path, in the same run.
+        g.bench_function(format!("{name}/reference"), |b| {
+            b.iter(|| {
+                batch.clear();
+                let mut r = ZeekConnReader::reference(black_box(&bytes[..])).unwrap();
+                while r.read_batch(&mut batch, 4096).unwrap() > 0 {}
+                black_box(batch.len())
+            })
+        });
     }
     if let Some(path) = common::test_data("botnet/slips-argus-binetflow/test2-malicious.binetflow")
     {
@@ -184,6 +194,15 @@ fn text(c: &mut Criterion) {
             b.iter(|| {
                 batch.clear();
                 let mut r = ArgusReader::new(black_box(&bytes[..])).unwrap();
+                while r.read_batch(&mut batch, 4096).unwrap() > 0 {}
+                black_box(batch.len())
+            })
+        });
+        // The reference path: every line through the csv crate.
+        g.bench_function("argus/test2/reference", |b| {
+            b.iter(|| {
+                batch.clear();
+                let mut r = ArgusReader::reference(black_box(&bytes[..])).unwrap();
                 while r.read_batch(&mut batch, 4096).unwrap() > 0 {}
                 black_box(batch.len())
             })

@@ -5,7 +5,7 @@
 # CTU-13 notebooks use). Each input is one real file's data lines repeated to ~1 M lines
 # (header once). Prints lines/s per tool, median of REPS runs.
 #   pip install zat==0.4.9 pandas
-#   sh crates/flow/benches/text_vs_peers.sh [REPS] [COPIES]
+#   bash crates/flow/benches/text_vs_peers.sh [REPS] [COPIES]   (bash, not dash)
 set -eu
 REPS=${1:-5}
 COPIES=${2:-200}

@@ -76,6 +76,7 @@ mod sflow;
 mod template;
 mod text;
 mod zeek;
+mod zeek_json;
 
 pub use anomaly::{Anomaly, AnomalyCounts, AnomalyKind};
 pub use argus::ArgusReader;

@@ -8,16 +8,27 @@
 //! TSV has no quoting (separators inside values are escaped as `\x09`), and the csv
 //! state machine alone cost half the time per line (measured: 2.5 M lines/s with it;
 //! docs/benchmarks/flow-decode.md has the figure without it).
+//!
+//! **Hot path** (issue 5, ≥ 5 M lines/s/core): lines are found with `memchr` and parsed
+//! in the reader's buffer (a line is copied only when it straddles two buffers), TSV
+//! fields are split eight bytes at a time, and addresses, ports, counters and epoch
+//! times go through one-pass parsers in `text`; no allocation per line. JSON lines go
+//! through `zeek_json`'s scanner, which declines to `serde_json` on anything unusual.
+//!
+//! **Architecture invariant:** the fast path never decides differently from the
+//! reference path ([`ZeekConnReader::reference`]: lines copied, split byte by byte, JSON
+//! through `serde_json`). `tests/text_equivalence.rs` holds both to the same record or
+//! the same anomaly on every line of the real logs and on mutated lines (CI-1).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
 
-use std::io::{BufRead, Read};
+use std::io::BufRead;
 
 use serde::Deserialize;
 
 use crate::Error;
 use crate::anomaly::Anomaly;
 use crate::record::{FlowBatch, FlowRecord, FlowSource};
-use crate::text::{self, MAX_LINE};
+use crate::text::{self, Line};
 
 /// Column positions from the `#fields` header.
 #[derive(Debug, Default, Clone, Copy)]
@@ -63,35 +74,38 @@ impl Columns {
     }
 }
 
+/// The two forms of `conn.log`.
+#[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per reader, never moved in a hot loop
-enum Inner<R> {
+enum Format {
     Tsv {
-        input: R,
-        line: Vec<u8>,
         /// Field boundaries of the current line (reused: no per-line allocation).
         spans: Vec<(usize, usize)>,
         columns: Option<Columns>,
     },
-    Json {
-        input: R,
-        line: Vec<u8>,
-    },
-}
-
-impl<R> std::fmt::Debug for Inner<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Inner::Tsv { .. } => "Tsv",
-            Inner::Json { .. } => "Json",
-        })
-    }
+    Json,
 }
 
 /// Reads Zeek `conn.log` lines into flow batches; detects TSV or JSON from the first byte.
-#[derive(Debug)]
 pub struct ZeekConnReader<R> {
-    inner: Inner<R>,
+    input: R,
+    /// A line that straddles the input's buffer is copied here (reused).
+    line: Vec<u8>,
+    format: Format,
+    /// `false`: the reference path only (every line copied, TSV split byte by byte, JSON
+    /// through `serde_json`), for the differential tests and benchmarks.
+    fast: bool,
     lines: u64,
+}
+
+impl<R> std::fmt::Debug for ZeekConnReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZeekConnReader")
+            .field("format", &self.format)
+            .field("fast", &self.fast)
+            .field("lines", &self.lines)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<R: BufRead> ZeekConnReader<R> {
@@ -110,20 +124,31 @@ impl<R: BufRead> ZeekConnReader<R> {
                 }
             }
         };
-        let inner = if json {
-            Inner::Json {
-                input,
-                line: Vec::with_capacity(1024),
-            }
+        let format = if json {
+            Format::Json
         } else {
-            Inner::Tsv {
-                input,
-                line: Vec::with_capacity(1024),
+            Format::Tsv {
                 spans: Vec::with_capacity(32),
                 columns: None,
             }
         };
-        Ok(Self { inner, lines: 0 })
+        Ok(Self {
+            input,
+            line: Vec::with_capacity(1024),
+            format,
+            fast: true,
+            lines: 0,
+        })
+    }
+
+    /// The same reader on its reference path only: every line copied, TSV lines split
+    /// byte by byte, every JSON line parsed by `serde_json`. Slower; it gives the same
+    /// records and anomalies as [`ZeekConnReader::new`] (the differential tests compare
+    /// the two on every line of the real logs) and serves as the benchmarks' baseline.
+    pub fn reference(input: R) -> Result<Self, Error> {
+        let mut r = Self::new(input)?;
+        r.fast = false;
+        Ok(r)
     }
 
     /// Data lines read so far (header and comment lines excluded).
@@ -134,112 +159,67 @@ impl<R: BufRead> ZeekConnReader<R> {
     /// Reads up to `max_lines` data lines into `batch`; returns how many were read
     /// (0 at the end of the input).
     pub fn read_batch(&mut self, batch: &mut FlowBatch, max_lines: usize) -> Result<usize, Error> {
-        let mut n = 0;
-        while n < max_lines {
-            let more = match &mut self.inner {
-                Inner::Tsv {
-                    input,
-                    line,
-                    spans,
-                    columns,
-                } => read_tsv(input, line, spans, columns, batch)?,
-                Inner::Json { input, line } => read_json(input, line, batch)?,
-            };
-            match more {
-                Line::End => break,
-                Line::Header => {}
-                Line::Data => n += 1,
-            }
-        }
+        let Self {
+            input,
+            line,
+            format,
+            fast,
+            ..
+        } = self;
+        let fast = *fast;
+        let each = |l: &[u8], batch: &mut FlowBatch| match format {
+            Format::Tsv { spans, columns } => tsv_line(l, spans, columns, batch, fast),
+            Format::Json => json_line(l, batch, fast),
+        };
+        let n = if fast {
+            text::for_each_line(input, line, batch, max_lines, each)?
+        } else {
+            text::for_each_line_copying(input, line, batch, max_lines, each)?
+        };
         self.lines += n as u64;
         Ok(n)
     }
 }
 
-enum Line {
-    End,
-    Header,
-    Data,
-}
-
-/// Reads one line (without its terminator) into `line`, at most [`MAX_LINE`] bytes;
-/// an overlong line is skipped to its end and counted.
-fn read_line<R: BufRead>(
-    input: &mut R,
-    line: &mut Vec<u8>,
-    batch: &mut FlowBatch,
-) -> Result<Option<Line>, Error> {
-    line.clear();
-    let n = input
-        .by_ref()
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', line)?;
-    if n == 0 {
-        return Ok(Some(Line::End));
-    }
-    if line.last() != Some(&b'\n') && n == MAX_LINE {
-        batch.count(Anomaly::MalformedLine {
-            what: "line too long",
-        });
-        loop {
-            let buf = input.fill_buf()?;
-            if buf.is_empty() {
-                break;
-            }
-            match memchr::memchr(b'\n', buf) {
-                Some(p) => {
-                    input.consume(p + 1);
-                    break;
-                }
-                None => {
-                    let l = buf.len();
-                    input.consume(l);
-                }
-            }
-        }
-        return Ok(Some(Line::Data));
-    }
-    while matches!(line.last(), Some(b'\n' | b'\r')) {
-        line.pop();
-    }
-    Ok(None)
-}
-
-fn read_tsv<R: BufRead>(
-    input: &mut R,
-    line: &mut Vec<u8>,
+fn tsv_line(
+    line: &[u8],
     spans: &mut Vec<(usize, usize)>,
     columns: &mut Option<Columns>,
     batch: &mut FlowBatch,
-) -> Result<Line, Error> {
-    if let Some(done) = read_line(input, line, batch)? {
-        return Ok(done);
-    }
+    fast: bool,
+) -> Line {
     if line.is_empty() {
-        return Ok(Line::Header);
+        return Line::Header;
     }
     if line.first() == Some(&b'#') {
         if line.starts_with(b"#fields\t") {
             *columns = Some(Columns::from_header(line));
         }
-        return Ok(Line::Header);
+        return Line::Header;
     }
     let Some(c) = columns else {
         batch.count(Anomaly::MalformedLine {
             what: "data line before the #fields header",
         });
-        return Ok(Line::Data);
+        return Line::Data;
     };
-    // Split only as far as the last column we read (fields are short: a byte loop beats
-    // a vectorised search here).
+    // Split only as far as the last column we read.
     spans.clear();
     let mut start = 0;
-    for (i, b) in line.iter().enumerate() {
-        if *b == b'\t' {
+    if fast {
+        text::for_each_separator(line, b'\t', |i| {
             spans.push((start, i));
             start = i + 1;
-            if spans.len() > c.last {
-                break;
+            spans.len() <= c.last
+        });
+    } else {
+        for (i, b) in line.iter().enumerate() {
+            if *b == b'\t' {
+                spans.push((start, i));
+                start = i + 1;
+                if spans.len() > c.last {
+                    break;
+                }
             }
         }
     }
@@ -268,7 +248,7 @@ fn read_tsv<R: BufRead>(
         Ok(r) => batch.records.push(r),
         Err(a) => batch.count(a),
     }
-    Ok(Line::Data)
+    Line::Data
 }
 
 /// Zeek's unset (`-`) and empty (`(empty)`) markers read as "no value".
@@ -341,52 +321,55 @@ fn conn(
 }
 
 /// The `conn.log` fields we read from a JSON line; strings are borrowed from the line.
-#[derive(Deserialize)]
-struct ConnJson<'a> {
-    ts: Option<f64>,
+/// Filled by `serde_json` (the reference path) or by [`crate::zeek_json::scan`].
+#[derive(Deserialize, Default, Debug, Clone, PartialEq)]
+pub(crate) struct ConnJson<'a> {
+    pub(crate) ts: Option<f64>,
     #[serde(rename = "id.orig_h", borrow)]
-    orig_h: Option<&'a str>,
+    pub(crate) orig_h: Option<&'a str>,
     #[serde(rename = "id.orig_p")]
-    orig_p: Option<u64>,
+    pub(crate) orig_p: Option<u64>,
     #[serde(rename = "id.resp_h", borrow)]
-    resp_h: Option<&'a str>,
+    pub(crate) resp_h: Option<&'a str>,
     #[serde(rename = "id.resp_p")]
-    resp_p: Option<u64>,
+    pub(crate) resp_p: Option<u64>,
     #[serde(borrow)]
-    proto: Option<&'a str>,
-    duration: Option<f64>,
-    orig_pkts: Option<u64>,
-    orig_ip_bytes: Option<u64>,
-    resp_pkts: Option<u64>,
-    resp_ip_bytes: Option<u64>,
+    pub(crate) proto: Option<&'a str>,
+    pub(crate) duration: Option<f64>,
+    pub(crate) orig_pkts: Option<u64>,
+    pub(crate) orig_ip_bytes: Option<u64>,
+    pub(crate) resp_pkts: Option<u64>,
+    pub(crate) resp_ip_bytes: Option<u64>,
 }
 
-fn read_json<R: BufRead>(
-    input: &mut R,
-    line: &mut Vec<u8>,
-    batch: &mut FlowBatch,
-) -> Result<Line, Error> {
-    if let Some(done) = read_line(input, line, batch)? {
-        return Ok(done);
-    }
+fn json_line(line: &[u8], batch: &mut FlowBatch, fast: bool) -> Line {
     let trimmed = line.trim_ascii();
     if trimmed.is_empty() {
-        return Ok(Line::Header);
+        return Line::Header;
     }
-    let parsed: ConnJson<'_> = match serde_json::from_slice(trimmed) {
-        Ok(p) => p,
-        Err(_) => {
-            batch.count(Anomaly::MalformedLine {
-                what: "not a JSON object",
-            });
-            return Ok(Line::Data);
-        }
+    let fast_parsed = if fast {
+        crate::zeek_json::scan(trimmed)
+    } else {
+        None
+    };
+    let parsed: ConnFields<'_> = match fast_parsed {
+        Some(p) => p,
+        // Anything the scanner does not fully understand takes the serde path.
+        None => match serde_json::from_slice::<ConnJson<'_>>(trimmed) {
+            Ok(p) => p.into(),
+            Err(_) => {
+                batch.count(Anomaly::MalformedLine {
+                    what: "not a JSON object",
+                });
+                return Line::Data;
+            }
+        },
     };
     match conn_json(&parsed) {
         Ok(r) => batch.records.push(r),
         Err(a) => batch.count(a),
     }
-    Ok(Line::Data)
+    Line::Data
 }
 
 #[allow(clippy::cast_possible_truncation)]
@@ -395,20 +378,52 @@ fn seconds_f64_to_ms(s: f64) -> Option<i64> {
     (ms.is_finite() && ms.abs() < 1e17).then_some(ms as i64)
 }
 
-fn conn_json(c: &ConnJson<'_>) -> Result<FlowRecord, Anomaly> {
+/// [`ConnJson`] with its strings as bytes: what the record is built from, whichever path
+/// read the line (the scanner needs no UTF-8 check: it only accepts ASCII lines).
+#[derive(Default, Debug, Clone, PartialEq)]
+pub(crate) struct ConnFields<'a> {
+    pub(crate) ts: Option<f64>,
+    pub(crate) orig_h: Option<&'a [u8]>,
+    pub(crate) orig_p: Option<u64>,
+    pub(crate) resp_h: Option<&'a [u8]>,
+    pub(crate) resp_p: Option<u64>,
+    pub(crate) proto: Option<&'a [u8]>,
+    pub(crate) duration: Option<f64>,
+    pub(crate) orig_pkts: Option<u64>,
+    pub(crate) orig_ip_bytes: Option<u64>,
+    pub(crate) resp_pkts: Option<u64>,
+    pub(crate) resp_ip_bytes: Option<u64>,
+}
+
+impl<'a> From<ConnJson<'a>> for ConnFields<'a> {
+    fn from(c: ConnJson<'a>) -> Self {
+        Self {
+            ts: c.ts,
+            orig_h: c.orig_h.map(str::as_bytes),
+            orig_p: c.orig_p,
+            resp_h: c.resp_h.map(str::as_bytes),
+            resp_p: c.resp_p,
+            proto: c.proto.map(str::as_bytes),
+            duration: c.duration,
+            orig_pkts: c.orig_pkts,
+            orig_ip_bytes: c.orig_ip_bytes,
+            resp_pkts: c.resp_pkts,
+            resp_ip_bytes: c.resp_ip_bytes,
+        }
+    }
+}
+
+fn conn_json(c: &ConnFields<'_>) -> Result<FlowRecord, Anomaly> {
     let start_ms =
         c.ts.and_then(seconds_f64_to_ms)
             .ok_or(Anomaly::BadField { field: "ts" })?;
-    let addr = |a: Option<&str>, field| {
-        a.and_then(|a| text::ip(a.as_bytes()))
-            .ok_or(Anomaly::BadField { field })
-    };
+    let addr = |a: Option<&[u8]>, field| a.and_then(text::ip).ok_or(Anomaly::BadField { field });
     let port = |p: Option<u64>, field| {
         u16::try_from(p.unwrap_or(0)).map_err(|_| Anomaly::BadField { field })
     };
     let protocol = match c.proto {
         None => 0,
-        Some(p) => text::protocol(p.as_bytes()).ok_or(Anomaly::BadField { field: "proto" })?,
+        Some(p) => text::protocol(p).ok_or(Anomaly::BadField { field: "proto" })?,
     };
     let dur_ms = match c.duration {
         None => 0,

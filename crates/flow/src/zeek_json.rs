@@ -1,0 +1,660 @@
+//! A specialised scanner for Zeek's JSON `conn.log` lines (`LogAscii::use_json`): one flat
+//! object per line, keys in any order, values strings, numbers, `true`/`false`/`null`.
+//!
+//! It fills the same [`ConnJson`] that `serde_json` fills on the reference path, about
+//! four times faster (docs/benchmarks/flow-decode.md), because it only has to recognise
+//! eleven keys and skip the rest in place.
+//!
+//! **Architecture invariant:** the scanner either returns exactly what `serde_json` would
+//! deserialize from the line, or declines (`None`) and the line takes the `serde_json`
+//! path: correctness never depends on the fast path (CI-1). It declines on anything it
+//! does not fully understand: nested values, `\u` escapes, escapes in keys or in the
+//! strings it keeps, control characters, non-ASCII bytes, exponents, numbers of more than
+//! 19 digits, a repeated known key, trailing bytes. Numbers for `ts` and `duration` are
+//! converted as `serde_json` converts them (integer significand, then one division by a
+//! power of ten), so the resulting `f64` is bit for bit the same. The differential tests
+//! (`zeek_json::tests`, `equivalence` tests) hold it to that on every line of the real logs
+//! and on mutated lines.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)]
+
+use crate::zeek::ConnFields;
+
+/// Powers of ten as `serde_json` writes them (the same literals; exact up to 1e22).
+const POW10: [f64; 31] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29, 1e30,
+];
+
+/// The known keys, as bit positions in the "seen" mask.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Key {
+    Ts,
+    OrigH,
+    OrigP,
+    RespH,
+    RespP,
+    Proto,
+    Duration,
+    OrigPkts,
+    OrigIpBytes,
+    RespPkts,
+    RespIpBytes,
+}
+
+/// The first eight bytes of a key, as one word.
+#[allow(clippy::indexing_slicing)] // const, on literals of at least eight bytes
+const fn word(s: &[u8]) -> u64 {
+    u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
+}
+
+/// A known key, or `None`: one length switch and one or two word compares (the
+/// keys of nine and thirteen bytes share lengths; a byte-slice `match` costs a
+/// `memcmp` call per candidate).
+fn key(k: &[u8]) -> Option<Key> {
+    const ID_ORIG: u64 = word(b"id.orig_");
+    const ID_RESP: u64 = word(b"id.resp_");
+    const ORIG_PKT: u64 = word(b"orig_pkt");
+    const RESP_PKT: u64 = word(b"resp_pkt");
+    const ORIG_IP_: u64 = word(b"orig_ip_");
+    const RESP_IP_: u64 = word(b"resp_ip_");
+    const DURATION: u64 = word(b"duration");
+    let head = || -> Option<u64> { Some(u64::from_le_bytes(k.get(..8)?.try_into().ok()?)) };
+    let tail = |t: &[u8]| k.get(8..) == Some(t);
+    Some(match k.len() {
+        2 if k == b"ts" => Key::Ts,
+        5 if k == b"proto" => Key::Proto,
+        8 if head()? == DURATION => Key::Duration,
+        9 => match (head()?, k.get(8)?) {
+            (ID_ORIG, b'h') => Key::OrigH,
+            (ID_ORIG, b'p') => Key::OrigP,
+            (ID_RESP, b'h') => Key::RespH,
+            (ID_RESP, b'p') => Key::RespP,
+            (ORIG_PKT, b's') => Key::OrigPkts,
+            (RESP_PKT, b's') => Key::RespPkts,
+            _ => return None,
+        },
+        13 if tail(b"bytes") => match head()? {
+            ORIG_IP_ => Key::OrigIpBytes,
+            RESP_IP_ => Key::RespIpBytes,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// The reference for [`key`]: a plain match on the byte strings.
+#[cfg(test)]
+fn key_reference(k: &[u8]) -> Option<Key> {
+    Some(match k {
+        b"ts" => Key::Ts,
+        b"id.orig_h" => Key::OrigH,
+        b"id.orig_p" => Key::OrigP,
+        b"id.resp_h" => Key::RespH,
+        b"id.resp_p" => Key::RespP,
+        b"proto" => Key::Proto,
+        b"duration" => Key::Duration,
+        b"orig_pkts" => Key::OrigPkts,
+        b"orig_ip_bytes" => Key::OrigIpBytes,
+        b"resp_pkts" => Key::RespPkts,
+        b"resp_ip_bytes" => Key::RespIpBytes,
+        _ => return None,
+    })
+}
+
+/// The fields of one line (already trimmed), or `None` when the line must take the
+/// `serde_json` path.
+pub(crate) fn scan(line: &[u8]) -> Option<ConnFields<'_>> {
+    scan_compact(line).or_else(|| scan_general(line))
+}
+
+/// Whether a line holds no byte that makes a string more than "bytes between two
+/// quotes": no backslash, no control character, nothing outside ASCII. One branch-free
+/// fold, which the compiler vectorises.
+fn plain_ascii(line: &[u8]) -> bool {
+    !line.iter().fold(false, |acc, &b| {
+        acc | (b < 0x20) | (b == b'\\') | (b >= 0x80)
+    })
+}
+
+/// How many ASCII digits `b` starts with.
+fn digit_run(b: &[u8]) -> usize {
+    b.iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(b.len())
+}
+
+/// The position of the next `"` at or after `from`, eight bytes at a time.
+fn next_quote(line: &[u8], mut from: usize) -> Option<usize> {
+    const QUOTES: u64 = 0x2222_2222_2222_2222;
+    while let Some(chunk) = line.get(from..from + 8) {
+        let word: [u8; 8] = chunk.try_into().ok()?;
+        let q = zero_bytes(u64::from_le_bytes(word) ^ QUOTES);
+        if q != 0 {
+            return Some(from + (q.trailing_zeros() / 8) as usize);
+        }
+        from += 8;
+    }
+    Some(from + line.get(from..)?.iter().position(|b| *b == b'"')?)
+}
+
+/// The common case: a compact line (no blank between tokens) of plain ASCII strings
+/// ([`plain_ascii`]), walked from quote to quote. Anything else is left to
+/// [`scan_general`].
+fn scan_compact(line: &[u8]) -> Option<ConnFields<'_>> {
+    if line.first() != Some(&b'{') || !plain_ascii(line) {
+        return None;
+    }
+    let mut c = ConnFields::default();
+    let mut seen = 0u16;
+    let mut p = 1; // the next key's opening quote
+    if line.get(p) == Some(&b'}') {
+        return (line.len() == 2).then_some(c);
+    }
+    loop {
+        if line.get(p) != Some(&b'"') {
+            return None;
+        }
+        let close = next_quote(line, p + 1)?;
+        if line.get(close + 1) != Some(&b':') {
+            return None;
+        }
+        let k = key(line.get(p + 1..close)?);
+        let v = close + 2;
+        let end = if line.get(v) == Some(&b'"') {
+            let vclose = next_quote(line, v + 1)?;
+            if let Some(k) = k {
+                let value = line.get(v + 1..vclose)?;
+                let slot = match k {
+                    Key::OrigH => &mut c.orig_h,
+                    Key::RespH => &mut c.resp_h,
+                    Key::Proto => &mut c.proto,
+                    _ => return None, // a string for a number: serde refuses the line
+                };
+                mark(&mut seen, k)?;
+                *slot = Some(value);
+            }
+            vclose + 1
+        } else {
+            let mut s = Scanner { b: line, at: v };
+            match k {
+                None => s.skip_value()?,
+                Some(k) => {
+                    mark(&mut seen, k)?;
+                    match k {
+                        Key::Ts => c.ts = s.opt_f64()?,
+                        Key::Duration => c.duration = s.opt_f64()?,
+                        Key::OrigP => c.orig_p = s.opt_u64()?,
+                        Key::RespP => c.resp_p = s.opt_u64()?,
+                        Key::OrigPkts => c.orig_pkts = s.opt_u64()?,
+                        Key::OrigIpBytes => c.orig_ip_bytes = s.opt_u64()?,
+                        Key::RespPkts => c.resp_pkts = s.opt_u64()?,
+                        Key::RespIpBytes => c.resp_ip_bytes = s.opt_u64()?,
+                        // `null` for a string field; anything else declines.
+                        Key::OrigH => c.orig_h = s.null_str()?,
+                        Key::RespH => c.resp_h = s.null_str()?,
+                        Key::Proto => c.proto = s.null_str()?,
+                    }
+                }
+            }
+            s.at
+        };
+        match line.get(end)? {
+            b',' => p = end + 1,
+            b'}' if end + 1 == line.len() => return Some(c),
+            _ => return None,
+        }
+    }
+}
+
+/// Marks a known key as seen; `None` on a repeat (serde: "duplicate field").
+fn mark(seen: &mut u16, k: Key) -> Option<()> {
+    let bit = 1u16 << (k as u16);
+    if *seen & bit != 0 {
+        return None;
+    }
+    *seen |= bit;
+    Some(())
+}
+
+/// The general scanner: blanks between tokens, simple escapes in skipped strings.
+fn scan_general(line: &[u8]) -> Option<ConnFields<'_>> {
+    let mut s = Scanner { b: line, at: 0 };
+    let mut c = ConnFields::default();
+    let mut seen = 0u16;
+    s.ws();
+    s.expect(b'{')?;
+    s.ws();
+    if s.peek() == Some(b'}') {
+        s.at += 1;
+    } else {
+        loop {
+            s.expect(b'"')?;
+            let k = s.string(false)?;
+            s.ws();
+            s.expect(b':')?;
+            s.ws();
+            match key(k) {
+                None => s.skip_value()?,
+                Some(k) => {
+                    let bit = 1u16 << (k as u16);
+                    if seen & bit != 0 {
+                        return None; // serde: "duplicate field"
+                    }
+                    seen |= bit;
+                    match k {
+                        Key::Ts => c.ts = s.opt_f64()?,
+                        Key::OrigH => c.orig_h = s.opt_str()?,
+                        Key::OrigP => c.orig_p = s.opt_u64()?,
+                        Key::RespH => c.resp_h = s.opt_str()?,
+                        Key::RespP => c.resp_p = s.opt_u64()?,
+                        Key::Proto => c.proto = s.opt_str()?,
+                        Key::Duration => c.duration = s.opt_f64()?,
+                        Key::OrigPkts => c.orig_pkts = s.opt_u64()?,
+                        Key::OrigIpBytes => c.orig_ip_bytes = s.opt_u64()?,
+                        Key::RespPkts => c.resp_pkts = s.opt_u64()?,
+                        Key::RespIpBytes => c.resp_ip_bytes = s.opt_u64()?,
+                    }
+                }
+            }
+            s.ws();
+            match s.next()? {
+                b',' => s.ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.ws();
+    (s.at == line.len()).then_some(c)
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+/// High bit set in each byte of `x` that is zero (exact: no borrow between bytes).
+fn zero_bytes(x: u64) -> u64 {
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((x & LO7).wrapping_add(LO7)) | x | LO7)
+}
+
+/// High bit set in each byte that ends or interrupts a plain string run: `"`, `\`, a
+/// control character (< 0x20) or a non-ASCII byte.
+fn special_bytes(x: u64) -> u64 {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let quote = zero_bytes(x ^ 0x2222_2222_2222_2222);
+    let backslash = zero_bytes(x ^ 0x5c5c_5c5c_5c5c_5c5c);
+    // (b & 0x7f) + 0x60 has its high bit clear exactly when (b & 0x7f) < 0x20.
+    let control = !((x & LO7).wrapping_add(0x6060_6060_6060_6060)) & HI;
+    quote | backslash | control | (x & HI)
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.at += 1;
+        Some(c)
+    }
+
+    fn expect(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.at + word.len();
+        (self.b.get(self.at..end)? == word).then_some(())?;
+        self.at = end;
+        Some(())
+    }
+
+    /// JSON whitespace.
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// The body of a string whose opening quote was just read, up to (and past) its
+    /// closing quote. With `escapes`, the simple escapes (`\"`, `\\`, `\/`, `\b`, `\f`,
+    /// `\n`, `\r`, `\t`) are stepped over and the raw body returned (for values that are
+    /// skipped); without, any backslash declines.
+    fn string(&mut self, escapes: bool) -> Option<&'a [u8]> {
+        let start = self.at;
+        loop {
+            // Eight bytes at a time up to the next special byte.
+            let rest = self.b.get(self.at..)?;
+            let (chunks, _) = rest.as_chunks::<8>();
+            let mut stop = None;
+            for (i, chunk) in chunks.iter().enumerate() {
+                let m = special_bytes(u64::from_le_bytes(*chunk));
+                if m != 0 {
+                    stop = Some(i * 8 + (m.trailing_zeros() / 8) as usize);
+                    break;
+                }
+            }
+            let p = match stop {
+                Some(p) => p,
+                None => {
+                    let from = chunks.len() * 8;
+                    from + rest
+                        .get(from..)?
+                        .iter()
+                        .position(|b| matches!(b, b'"' | b'\\' | 0..0x20 | 0x80..))?
+                }
+            };
+            self.at += p;
+            match self.next()? {
+                b'"' => return self.b.get(start..self.at - 1),
+                b'\\' if escapes => match self.next()? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+    }
+
+    /// Steps over one scalar value (string, number, `true`, `false`, `null`).
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => {
+                self.at += 1;
+                self.string(true).map(|_| ())
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            _ => None,
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn skip_number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            (self.digits() > 0).then_some(())?;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            (self.digits() > 0).then_some(())?;
+        }
+        Some(())
+    }
+
+    /// Steps over a run of digits; returns how many.
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// `null` → `None`; otherwise the digits of a JSON integer as `(value, digits)`,
+    /// declining on more than 19 digits and on leading zeros.
+    fn unsigned(&mut self) -> Option<(u64, usize)> {
+        let rest = self.b.get(self.at..)?;
+        let n = digit_run(rest);
+        if n == 0 || n > 19 || (n > 1 && rest.first() == Some(&b'0')) {
+            return None;
+        }
+        // At most 19 digits: no overflow.
+        let v = rest
+            .get(..n)?
+            .iter()
+            .fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
+        self.at += n;
+        Some((v, n))
+    }
+
+    /// A `u64` field: `null` or a plain integer; anything else (sign, fraction,
+    /// exponent, which `serde_json` refuses or reads differently) declines.
+    fn opt_u64(&mut self) -> Option<Option<u64>> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Some(None);
+        }
+        let (v, _) = self.unsigned()?;
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some(Some(v))
+    }
+
+    /// An `f64` field: `null`, an integer or a decimal without exponent, converted as
+    /// `serde_json` does: the digits as one integer significand, cast to `f64`, divided
+    /// once by the power of ten of the fraction's length.
+    #[allow(clippy::cast_precision_loss)] // exactly serde_json's conversion
+    fn opt_f64(&mut self) -> Option<Option<f64>> {
+        if self.peek()? == b'n' {
+            self.literal(b"null")?;
+            return Some(None);
+        }
+        let (int, _) = self.unsigned()?;
+        let mut significand = int;
+        let mut frac_digits = 0usize;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            while let Some(c @ b'0'..=b'9') = self.peek() {
+                significand = significand
+                    .checked_mul(10)?
+                    .checked_add(u64::from(c - b'0'))?;
+                frac_digits += 1;
+                self.at += 1;
+            }
+            // Fraction digits add to the integer significand exactly as in serde_json,
+            // which takes another path once it would overflow (declined above).
+            if frac_digits == 0 {
+                return None;
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            return None;
+        }
+        let f = significand as f64;
+        Some(Some(if frac_digits == 0 {
+            f
+        } else {
+            f / *POW10.get(frac_digits)?
+        }))
+    }
+
+    /// `null` for a string field.
+    fn null_str(&mut self) -> Option<Option<&'a [u8]>> {
+        self.literal(b"null")?;
+        Some(None)
+    }
+
+    /// A borrowed string field: `null` or a string without escapes (`serde_json` cannot
+    /// borrow an escaped string, so such a line is refused on its path).
+    fn opt_str(&mut self) -> Option<Option<&'a [u8]>> {
+        match self.next()? {
+            b'n' => {
+                self.at -= 1;
+                self.literal(b"null")?;
+                Some(None)
+            }
+            b'"' => Some(Some(self.string(false)?)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::zeek::ConnJson;
+    use proptest::prelude::*;
+
+    #[test]
+    fn key_words_match_the_key_names() {
+        for k in [
+            "ts",
+            "id.orig_h",
+            "id.orig_p",
+            "id.resp_h",
+            "id.resp_p",
+            "proto",
+            "duration",
+            "orig_pkts",
+            "orig_ip_bytes",
+            "resp_pkts",
+            "resp_ip_bytes",
+            "uid",
+            "history",
+            "orig_bytes",
+            "id.orig_x",
+            "resp_ip_bytez",
+            "orig_pktz",
+            "durationx",
+            "t",
+            "",
+            "service",
+            "conn_state",
+            "missed_bytes",
+            "tunnel_parents",
+        ] {
+            assert_eq!(key(k.as_bytes()), key_reference(k.as_bytes()), "{k}");
+        }
+        assert_eq!(key(b"id.resp_h"), Some(Key::RespH));
+    }
+
+    /// What the reference path makes of a line: `serde_json`'s `ConnJson`, or `None`.
+    fn reference(line: &[u8]) -> Option<ConnFields<'_>> {
+        serde_json::from_slice::<ConnJson<'_>>(line)
+            .ok()
+            .map(Into::into)
+    }
+
+    /// The fast path either declines or agrees with serde_json, bit for bit on floats.
+    fn agrees(line: &[u8]) -> Result<(), TestCaseError> {
+        if let Some(fast) = scan(line) {
+            let slow = reference(line);
+            prop_assert!(
+                slow.is_some(),
+                "{} accepted, serde refuses",
+                String::from_utf8_lossy(line)
+            );
+            let slow = slow.unwrap();
+            prop_assert_eq!(fast.ts.map(f64::to_bits), slow.ts.map(f64::to_bits));
+            prop_assert_eq!(
+                fast.duration.map(f64::to_bits),
+                slow.duration.map(f64::to_bits)
+            );
+            prop_assert_eq!(fast, slow);
+        }
+        Ok(())
+    }
+
+    const LINE: &str = r#"{"ts":1664462456.755299,"uid":"C5xhsO3uGtOfyrBlHh","id.orig_h":"172.16.1.11","id.orig_p":40042,"id.resp_h":"8.8.8.8","id.resp_p":53,"proto":"udp","service":"dns","duration":0.012166976928710938,"orig_bytes":0,"resp_bytes":111,"conn_state":"SHR","local_orig":true,"local_resp":false,"missed_bytes":0,"history":"Cd","orig_pkts":0,"orig_ip_bytes":0,"resp_pkts":1,"resp_ip_bytes":139}"#;
+
+    #[test]
+    fn reads_a_zeek_line_as_serde_does() {
+        let fast = scan_compact(LINE.as_bytes()).expect("a plain Zeek line takes the compact path");
+        assert_eq!(scan_general(LINE.as_bytes()), Some(fast.clone()));
+        assert_eq!(fast.orig_h, Some(&b"172.16.1.11"[..]));
+        assert_eq!(fast.resp_ip_bytes, Some(139));
+        assert_eq!(
+            fast.duration.map(f64::to_bits),
+            reference(LINE.as_bytes())
+                .unwrap()
+                .duration
+                .map(f64::to_bits)
+        );
+        agrees(LINE.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn keys_in_any_order_escapes_and_null() {
+        let line = br#"{ "proto" : "tcp", "note":"a \"quoted\" \\ value\t", "ts" : 7, "id.orig_h":null, "x":-1.5e3, "y":[1] }"#;
+        // A nested value: declined, whatever serde says.
+        assert!(scan(line).is_none());
+        let line = br#"{ "proto" : "tcp", "note":"a \"quoted\" \\ value\t", "ts" : 7, "id.orig_h":null, "x":-1.5e3 }"#;
+        let c = scan(line).expect("flat line");
+        assert_eq!(
+            (c.proto, c.ts, c.orig_h),
+            (Some(&b"tcp"[..]), Some(7.0), None)
+        );
+        agrees(line).unwrap();
+    }
+
+    #[test]
+    fn declines_what_serde_refuses_or_reads_otherwise() {
+        for bad in [
+            &br#"{"ts":1,"ts":2}"#[..],          // duplicate field
+            br#"{"id.orig_h":"a\u0041"}"#,       // \u escape
+            br#"{"id.orig_h":"a\nb"}"#,          // escape in a kept string
+            br#"{"orig_pkts":1.0}"#,             // float for an integer
+            br#"{"orig_pkts":-1}"#,              // negative
+            br#"{"ts":1e3}"#,                    // exponent
+            br#"{"ts":01}"#,                     // leading zero
+            br#"{"ts":1.}"#,                     // no fraction digits
+            br#"{"ts":12345678901234567890.5}"#, // 22 digits
+            b"{\"x\":\"caf\xc3\xa9\"}",          // non-ASCII
+            b"{\"x\":\"a\x01\"}",                // control character
+            br#"{"x":1} x"#,                     // trailing bytes
+            br#"{"x":1,}"#,                      // trailing comma
+            br#"{"proto":6}"#,                   // number for a string
+            br#"[1]"#,
+        ] {
+            assert!(scan(bad).is_none(), "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn empty_object_reads_as_no_fields() {
+        assert_eq!(scan(b"{}"), Some(ConnFields::default()));
+        agrees(b"{ }").unwrap();
+    }
+
+    proptest! {
+        /// Decimal `ts`/`duration` values of every length convert bit for bit as serde does.
+        #[test]
+        fn floats_convert_as_serde_does(int in 0u64..10_000_000_000, frac in "[0-9]{1,9}") {
+            // Up to 19 significant digits, the fraction of `duration` behind leading zeros.
+            let line = format!(r#"{{"ts":{int}.{frac},"duration":0.000{frac}{frac}}}"#);
+            // Not vacuous: such lines are never declined.
+            prop_assert!(scan(line.as_bytes()).is_some());
+            agrees(line.as_bytes())?;
+        }
+
+        /// Mutated Zeek lines: the scanner never panics, and it declines or agrees (CI-1).
+        #[test]
+        fn mutated_lines_decline_or_agree(
+            edits in proptest::collection::vec((0usize..LINE.len(), any::<u8>(), 0u8..3), 1..6)
+        ) {
+            let mut line = LINE.as_bytes().to_vec();
+            for (at, byte, op) in edits {
+                let at = at.min(line.len());
+                match op {
+                    0 if at < line.len() => line[at] = byte,
+                    1 => line.insert(at, byte),
+                    _ if at < line.len() => { line.remove(at); }
+                    _ => {}
+                }
+            }
+            agrees(&line)?;
+        }
+    }
+}
