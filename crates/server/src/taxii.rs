@@ -252,7 +252,11 @@ async fn taxii_protocol(req: Request, next: Next) -> Response {
         .unwrap_or("-")
         .to_owned();
     let mut resp = next.run(req).await;
-    if resp.extensions_mut().remove::<InternalErrorMarker>().is_some() {
+    if resp
+        .extensions_mut()
+        .remove::<InternalErrorMarker>()
+        .is_some()
+    {
         let msg = ErrorMessage {
             title: "internal error".to_owned(),
             description: Some(format!(
