@@ -20,7 +20,7 @@ async fn main() {
             .expect("usage: taxii_bench_server DATA_DIR"),
     );
     let store = Store::open_sqlite(&dir.join("mamori.db"), 8).await.unwrap();
-    let now = chrono::Utc::now();
+    let now = mamori_core::Clock::now(&mamori_core::time::SystemClock);
     let mut tx = store.begin().await.unwrap();
     let (_, _, secret) = tx
         .bootstrap_admin("Centre", "admin", chrono::Duration::days(1), now)
