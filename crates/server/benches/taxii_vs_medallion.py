@@ -53,22 +53,34 @@ def indicator(n):
     }
 
 
-def timed_get(session, url, params, timeout=120):
+def cpu_seconds(pid):
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_get(session, pid, url, params, timeout=120):
+    c = cpu_seconds(pid)
     t = time.perf_counter()
     r = session.get(url, params=params, timeout=timeout)
     dt = time.perf_counter() - t
+    cpu = cpu_seconds(pid) - c
     r.raise_for_status()
     n = len(r.json().get("objects", []))
-    return dt, n
+    return dt, cpu, n
 
 
-def median_ms(session, url, params, repeats, timeout=120):
-    times = []
+def median_ms(session, pid, url, params, repeats, timeout=120):
+    """Median wall time and median server CPU time of `repeats` GETs, in ms. CPU time is
+    read from /proc at 10 ms resolution: meaningful for the slow server, a bound for the
+    fast one."""
+    times, cpus = [], []
     n = None
     for _ in range(repeats):
-        dt, n = timed_get(session, url, params, timeout)
+        dt, cpu, n = timed_get(session, pid, url, params, timeout)
         times.append(dt)
-    return statistics.median(times) * 1000, n
+        cpus.append(cpu)
+    return statistics.median(times) * 1000, statistics.median(cpus) * 1000, n
 
 
 def start_mamori(binary, data_dir):
@@ -103,13 +115,14 @@ def mamori_run(binary, sizes, repeats):
                     if n == BATCH:
                         ingest.append((stored, dt, len(body)))
                     stored += n
-                first, n1 = median_ms(s, url, {"limit": 100}, repeats)
+                first, first_cpu, n1 = median_ms(s, p.pid, url, {"limit": 100}, repeats)
                 after = late.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                deep, n2 = median_ms(s, url, {"limit": 100, "added_after": after}, repeats)
+                deep, _, n2 = median_ms(s, p.pid, url, {"limit": 100, "added_after": after},
+                                        repeats)
                 assert n1 == 100 and n2 == 100, (n1, n2)
-                results[target] = (first, deep)
-                print("mamori   %9d objects: first page %8.2f ms, late page %8.2f ms"
-                      % (target, first, deep), flush=True)
+                results[target] = (first, deep, first_cpu)
+                print("mamori   %9d objects: first page %8.2f ms (server CPU %.0f ms), "
+                      "late page %8.2f ms" % (target, first, first_cpu, deep), flush=True)
             rss = int(open("/proc/%d/status" % p.pid).read().split("VmRSS:")[1].split()[0])
             db = os.path.getsize(os.path.join(d, "mamori.db"))
         finally:
@@ -200,17 +213,18 @@ def medallion_run(n, repeats):
                 time.sleep(0.5)
             url = "http://127.0.0.1:%d/api1/collections/91a7b528-80eb-42ed-a74d-c6fbd5a26116/objects/" % port
             late = manifest[n - n // 10 - 1]["date_added"]
-            first, n1 = median_ms(s, url, {"limit": 100}, repeats, MEDALLION_TIMEOUT)
-            deep, n2 = median_ms(s, url, {"limit": 100, "added_after": late}, repeats,
-                                 MEDALLION_TIMEOUT)
+            first, first_cpu, n1 = median_ms(s, p.pid, url, {"limit": 100}, repeats,
+                                             MEDALLION_TIMEOUT)
+            deep, _, n2 = median_ms(s, p.pid, url, {"limit": 100, "added_after": late},
+                                    repeats, MEDALLION_TIMEOUT)
             assert n1 == 100 and n2 == 100, (n1, n2)
             rss = int(open("/proc/%d/status" % p.pid).read().split("VmRSS:")[1].split()[0])
         finally:
             p.terminate()
             p.wait()
-    print("medallion %8d objects: first page %8.2f ms, late page %8.2f ms"
-          % (n, first, deep), flush=True)
-    return first, deep, rss
+    print("medallion %8d objects: first page %8.2f ms (server CPU %.0f ms), late page %8.2f ms"
+          % (n, first, first_cpu, deep), flush=True)
+    return first, deep, first_cpu, rss
 
 
 def main():
@@ -223,23 +237,24 @@ def main():
         med[n] = medallion_run(n, med_repeats)
     ours, ingest, rss, db = mamori_run(binary, sizes, repeats)
     print()
-    print("| stored objects | mamori first page | mamori late page | medallion first page "
-          "| medallion late page | ratio (first page) |")
-    print("|---|---|---|---|---|---|")
+    print("| stored objects | mamori first page | mamori late page | mamori server CPU "
+          "| medallion first page | medallion late page | medallion server CPU "
+          "| ratio, wall (first page) |")
+    print("|---|---|---|---|---|---|---|---|")
     for n in sizes:
-        f, d = ours[n]
+        f, d, c = ours[n]
         if n in med:
-            mf, md, _ = med[n]
-            print("| %d | %.2f ms | %.2f ms | %.0f ms | %.0f ms | **%.0fx** |"
-                  % (n, f, d, mf, md, mf / f))
+            mf, md, mc, _ = med[n]
+            print("| %d | %.2f ms | %.2f ms | %.0f ms | %.0f ms | %.0f ms | %.0f ms | **%.0fx** |"
+                  % (n, f, d, c, mf, md, mc, mf / f))
         else:
-            print("| %d | %.2f ms | %.2f ms | not run | not run | - |" % (n, f, d))
+            print("| %d | %.2f ms | %.2f ms | %.0f ms | not run | not run | - | - |" % (n, f, d, c))
     print()
     for stored, dt, size in ingest:
         print("ingest: one %d-indicator envelope (%.1f MB) on top of %d stored: %.2f s, %.0f objects/s"
               % (BATCH, size / 1e6, stored, dt, BATCH / dt))
     print("mamori RSS after the run: %.0f MB; SQLite file %.0f MB" % (rss / 1024, db / 1e6))
-    for n, (_, _, r) in med.items():
+    for n, (_, _, _, r) in med.items():
         print("medallion RSS at %d objects: %.0f MB" % (n, r / 1024))
 
 
