@@ -112,8 +112,7 @@ def mamori_run(binary, sizes, repeats):
                     dt = time.perf_counter() - t
                     r.raise_for_status()
                     assert r.json()["success_count"] == n, r.text[:200]
-                    if n == BATCH:
-                        ingest.append((stored, dt, len(body)))
+                    ingest.append((n, stored, dt, len(body)))
                     stored += n
                 first, first_cpu, n1 = median_ms(s, p.pid, url, {"limit": 100}, repeats)
                 after = late.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -250,9 +249,9 @@ def main():
         else:
             print("| %d | %.2f ms | %.2f ms | %.0f ms | not run | not run | - | - |" % (n, f, d, c))
     print()
-    for stored, dt, size in ingest:
+    for n, stored, dt, size in ingest:
         print("ingest: one %d-indicator envelope (%.1f MB) on top of %d stored: %.2f s, %.0f objects/s"
-              % (BATCH, size / 1e6, stored, dt, BATCH / dt))
+              % (n, size / 1e6, stored, dt, n / dt))
     print("mamori RSS after the run: %.0f MB; SQLite file %.0f MB" % (rss / 1024, db / 1e6))
     for n, (_, _, _, r) in med.items():
         print("medallion RSS at %d objects: %.0f MB" % (n, r / 1024))
