@@ -84,7 +84,10 @@ def median_ms(session, pid, url, params, repeats, timeout=120):
 
 
 def start_mamori(binary, data_dir):
-    p = subprocess.Popen([binary, data_dir], stdout=subprocess.PIPE, text=True)
+    # MAMORI_BENCH_POSTGRES_URL: an empty PostgreSQL database to use instead of SQLite.
+    pg = os.environ.get("MAMORI_BENCH_POSTGRES_URL")
+    p = subprocess.Popen([binary, data_dir] + ([pg] if pg else []), stdout=subprocess.PIPE,
+                         text=True)
     addr, token = p.stdout.readline().split()
     return p, "http://" + addr, token
 
@@ -123,7 +126,8 @@ def mamori_run(binary, sizes, repeats):
                 print("mamori   %9d objects: first page %8.2f ms (server CPU %.0f ms), "
                       "late page %8.2f ms" % (target, first, first_cpu, deep), flush=True)
             rss = int(open("/proc/%d/status" % p.pid).read().split("VmRSS:")[1].split()[0])
-            db = os.path.getsize(os.path.join(d, "mamori.db"))
+            db_path = os.path.join(d, "mamori.db")
+            db = os.path.getsize(db_path) if os.path.exists(db_path) else 0
         finally:
             p.send_signal(signal.SIGTERM)
             p.wait()

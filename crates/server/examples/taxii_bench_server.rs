@@ -3,12 +3,13 @@
 //! router `mamori serve` runs, without the sensor's and detectors' crates, so a release
 //! build for the benchmark stays short.
 //!
-//! `cargo run --release -p mamori-server --example taxii_bench_server -- DATA_DIR`
+//! `cargo run --release -p mamori-server --example taxii_bench_server -- DATA_DIR [PG_URL]`
 //! prints `ADDR TOKEN` (the first administrator's) on one line, then serves until killed.
+//! With `PG_URL` (an empty PostgreSQL database) the store is PostgreSQL instead of SQLite.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use mamori_server::{AppState, ServerConfig, router};
-use mamori_store::Store;
+use mamori_store::{Store, StoreConfig};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -19,7 +20,13 @@ async fn main() {
             .nth(1)
             .expect("usage: taxii_bench_server DATA_DIR"),
     );
-    let store = Store::open_sqlite(&dir.join("mamori.db"), 8).await.unwrap();
+    let store = Store::open(&StoreConfig {
+        database_url: std::env::args().nth(2),
+        max_connections: 8,
+        ..StoreConfig::sqlite_in(&dir)
+    })
+    .await
+    .unwrap();
     let now = mamori_core::Clock::now(&mamori_core::time::SystemClock);
     let mut tx = store.begin().await.unwrap();
     let (_, _, secret) = tx
