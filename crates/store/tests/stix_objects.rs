@@ -293,7 +293,28 @@ async fn a_failed_insert_leaves_nothing(store: Store) {
     assert_eq!(e.kind(), ErrorKind::NotFound);
 }
 
+async fn a_large_post_pages_the_same(store: Store) {
+    // Large enough that PostgreSQL refreshes its statistics inside the transaction.
+    let (a, _) = two_orgs(&store).await;
+    let batch: Vec<NewStixObject> = (0..6_000)
+        .map(|n| obj(n, 1, "indicator", a, Tlp::Green))
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    let (_, _, n) = tx
+        .insert_stix_objects(INDICATORS, a, &batch, t0())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(n, 6_000);
+    let mut q = StixQuery::new(100);
+    q.added_after = Some(t0().timestamp_micros() + 2_999);
+    let page = query(&store, &q).await;
+    assert_eq!(page.len(), 100);
+    assert!(page[0].id.ends_with("000000003000"), "{}", page[0].id);
+}
+
 store_test_suite!(
+    a_large_post_pages_the_same,
     collections_are_seeded,
     pages_by_date_added_are_exact,
     versions_and_filters,
