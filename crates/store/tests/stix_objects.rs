@@ -313,7 +313,45 @@ async fn a_large_post_pages_the_same(store: Store) {
     assert!(page[0].id.ends_with("000000003000"), "{}", page[0].id);
 }
 
+async fn concurrent_posts_get_disjoint_date_added_runs(store: Store) {
+    // Writers to one collection take turns (SQLite's write lock, PostgreSQL's row lock on
+    // the collection), so each POST's date_added values form one unbroken run and no
+    // reader can see a later run before an earlier one commits.
+    let (a, _) = two_orgs(&store).await;
+    let mut tasks = Vec::new();
+    for w in 0..4u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let batch: Vec<NewStixObject> = (0..50)
+                .map(|n| obj(w * 1000 + n, 1, "indicator", a, Tlp::Green))
+                .collect();
+            let mut tx = store.begin().await.unwrap();
+            tx.insert_stix_objects(INDICATORS, a, &batch, t0())
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+            tx.commit().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let rows = query(&store, &StixQuery::new(1_000)).await;
+    assert_eq!(rows.len(), 200);
+    assert!(rows.windows(2).all(|w| w[0].date_added < w[1].date_added));
+    for run in rows.chunks(50) {
+        let writer = &run[0].id[run[0].id.len() - 4..run[0].id.len() - 3];
+        assert!(
+            run.iter()
+                .all(|r| &r.id[r.id.len() - 4..r.id.len() - 3] == writer),
+            "interleaved runs"
+        );
+        assert_eq!(run[49].date_added - run[0].date_added, 49);
+    }
+}
+
 store_test_suite!(
+    concurrent_posts_get_disjoint_date_added_runs,
     a_large_post_pages_the_same,
     collections_are_seeded,
     pages_by_date_added_are_exact,
