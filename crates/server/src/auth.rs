@@ -34,15 +34,21 @@ impl FromRequestParts<AppState> for Caller {
                     "the Authorization header must be `Bearer <token>`",
                 )
             })?;
+        Caller::from_token(state, token).await
+    }
+}
+
+impl Caller {
+    /// The caller a token text speaks for (also used by TAXII, which accepts the token
+    /// inside HTTP Basic too).
+    pub(crate) async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let now = state.clock.now();
         let mut tx = state.store.begin_read().await?;
         let principal = tx.authenticate(token, now).await?;
         tx.commit().await?;
         Ok(Caller(principal))
     }
-}
 
-impl Caller {
     /// The caller as the ledger records an actor.
     pub(crate) fn actor(&self) -> mamori_oversight::Actor {
         mamori_oversight::Actor {

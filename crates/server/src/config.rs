@@ -16,6 +16,10 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     /// Lifetime of a token issued without an explicit expiry, in days.
     pub token_lifetime_days: u32,
+    /// Largest TAXII envelope accepted by `POST …/objects/`, in bytes (the API root's
+    /// `max_content_length`); larger ones get 413. Bigger than `body_limit_bytes` so a
+    /// 10⁵-indicator feed fits in one envelope.
+    pub taxii_max_content_length: usize,
 }
 
 impl Default for ServerConfig {
@@ -25,6 +29,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             token_lifetime_days: 90,
+            taxii_max_content_length: 64 * 1024 * 1024,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The centre's HTTP face (DESIGN "server"): the JSON API under `/api/v1`, its OpenAPI
-//! 3.1 document at `/api/openapi.json`, and `/healthz`.
+//! 3.1 document at `/api/openapi.json`, `/healthz`, and the TAXII 2.1 server under
+//! `/taxii2/`.
 //!
 //! **Architecture invariant:** handlers are thin — they authenticate, check the role,
 //! call the room that owns the act (today: the store's accounts), and map the result.
@@ -20,6 +21,7 @@ mod ledger;
 mod reports;
 mod routes;
 mod state;
+mod taxii;
 
 pub use config::ServerConfig;
 pub use routes::{openapi, router};

@@ -8,6 +8,7 @@ use crate::findings;
 use crate::ledger;
 use crate::reports;
 use crate::state::AppState;
+use crate::taxii;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, Method, Uri};
 use axum::middleware::{self, Next};
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        .merge(taxii::router(state.config.taxii_max_content_length))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
