@@ -21,4 +21,6 @@
 
 pub mod archive;
 pub mod collector;
+pub mod files;
+pub mod post;
 pub mod record;
