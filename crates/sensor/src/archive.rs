@@ -934,11 +934,11 @@ fn reap_one(dir: &Path, kind: Kind, path: &Path, now: Timestamp) -> Result<Optio
 }
 
 /// Serde for a [`Duration`] as `"<n><unit>"`, unit `d`, `h`, `m` or `s` (`"7d"`, `"36h"`).
-mod duration_text {
+pub(crate) mod duration_text {
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
     use std::time::Duration;
 
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         let secs = d.as_secs();
         let text = match secs {
             0 => "0s".to_owned(),
@@ -950,7 +950,7 @@ mod duration_text {
         s.serialize_str(&text)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         parse(&text).ok_or_else(|| {
             D::Error::custom(format!(
@@ -959,7 +959,7 @@ mod duration_text {
         })
     }
 
-    pub(super) fn parse(text: &str) -> Option<Duration> {
+    pub(crate) fn parse(text: &str) -> Option<Duration> {
         let text = text.trim();
         let unit_at = text.len().checked_sub(1)?;
         let (n, unit) = (text.get(..unit_at)?, text.get(unit_at..)?);

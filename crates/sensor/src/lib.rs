@@ -21,6 +21,7 @@
 
 pub mod archive;
 pub mod collector;
+pub mod config;
 pub mod files;
 pub mod post;
 pub mod record;
