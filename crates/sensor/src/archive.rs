@@ -84,6 +84,11 @@ use sha2::{Digest, Sha256};
 pub const EXPIRES_AT_KEY: &str = "mamori.expires_at";
 /// Key of the kind (`flows` / `aggregates`) in each file's key-value metadata.
 pub const KIND_KEY: &str = "mamori.kind";
+/// Key of the id of the pseudonym key the file's subscriber addresses were pseudonymised
+/// with (one key per file), when the writer was given one
+/// ([`ArchiveWriter::set_pseudonym_key_id`]): what re-identification and key retirement
+/// look up.
+pub const PSEUDONYM_KEY_ID_KEY: &str = "mamori.pseudonym_key_id";
 /// Rows per row group: large enough for zstd and dictionaries to work across many rows,
 /// small enough that a reader filtering on time skips most of an hour's file.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -240,6 +245,7 @@ pub struct WrittenFile {
 pub struct ArchiveWriter {
     dir: PathBuf,
     policy: RetentionPolicy,
+    pseudonym_key_id: Option<String>,
 }
 
 impl ArchiveWriter {
@@ -247,7 +253,23 @@ impl ArchiveWriter {
     pub fn new(dir: impl Into<PathBuf>, policy: RetentionPolicy) -> Result<Self> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(ArchiveError::io("create directory", &dir))?;
-        Ok(Self { dir, policy })
+        Ok(Self {
+            dir,
+            policy,
+            pseudonym_key_id: None,
+        })
+    }
+
+    /// Names the pseudonym key of everything written from now on
+    /// ([`PSEUDONYM_KEY_ID_KEY`] in each file's metadata). The caller writes the rows of
+    /// one key before switching, so a file never mixes keys.
+    pub fn set_pseudonym_key_id(&mut self, id: Option<String>) {
+        self.pseudonym_key_id = id;
+    }
+
+    /// The pseudonym key id written into new files.
+    pub fn pseudonym_key_id(&self) -> Option<&str> {
+        self.pseudonym_key_id.as_deref()
     }
 
     /// The archive directory.
@@ -325,10 +347,16 @@ impl ArchiveWriter {
             .set_column_encoding(ColumnPath::from("start"), Encoding::DELTA_BINARY_PACKED)
             .set_column_dictionary_enabled(ColumnPath::from("end"), false)
             .set_column_encoding(ColumnPath::from("end"), Encoding::DELTA_BINARY_PACKED)
-            .set_key_value_metadata(Some(vec![
-                KeyValue::new(EXPIRES_AT_KEY.to_owned(), rfc3339(expires_at)),
-                KeyValue::new(KIND_KEY.to_owned(), kind.name().to_owned()),
-            ]))
+            .set_key_value_metadata(Some({
+                let mut kv = vec![
+                    KeyValue::new(EXPIRES_AT_KEY.to_owned(), rfc3339(expires_at)),
+                    KeyValue::new(KIND_KEY.to_owned(), kind.name().to_owned()),
+                ];
+                if let Some(id) = &self.pseudonym_key_id {
+                    kv.push(KeyValue::new(PSEUDONYM_KEY_ID_KEY.to_owned(), id.clone()));
+                }
+                kv
+            }))
             .set_created_by(concat!("mamori-sensor ", env!("CARGO_PKG_VERSION")).to_owned())
             .build();
         let handle = file.try_clone().map_err(ArchiveError::io("write", &tmp))?;
@@ -887,6 +915,22 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<ReapFailure>) -> 
     Ok(())
 }
 
+/// The `mamori.*` key-value metadata of an archive file (expiry, kind, pseudonym key id).
+pub fn file_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    let bytes = bytes::Bytes::from(fs::read(path).map_err(ArchiveError::io("read", path))?);
+    let meta = ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes)
+        .map_err(ArchiveError::parquet(path))?;
+    Ok(meta
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+        .filter(|kv| kv.key.starts_with("mamori."))
+        .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?)))
+        .collect())
+}
+
 fn reap_one(dir: &Path, kind: Kind, path: &Path, now: Timestamp) -> Result<Option<Deletion>> {
     let bytes = bytes::Bytes::from(fs::read(path).map_err(ArchiveError::io("read", path))?);
     let meta = ParquetMetaDataReader::new()
@@ -978,6 +1022,27 @@ pub(crate) mod duration_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pseudonym_key_id_is_in_the_metadata_only_when_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = ArchiveWriter::new(dir.path(), RetentionPolicy::default()).unwrap();
+        let rec = FlowRecord {
+            start_ms: 1_700_000_000_000,
+            ..FlowRecord::default()
+        };
+        let without = w.write_flows(&[rec]).unwrap();
+        w.set_pseudonym_key_id(Some("k-2026-11".into()));
+        let with = w.write_flows(&[rec]).unwrap();
+        let m0 = file_metadata(&without[0].path).unwrap();
+        let m1 = file_metadata(&with[0].path).unwrap();
+        assert_eq!(m0.get(PSEUDONYM_KEY_ID_KEY), None);
+        assert_eq!(m0.get(KIND_KEY).map(String::as_str), Some("flows"));
+        assert_eq!(
+            m1.get(PSEUDONYM_KEY_ID_KEY).map(String::as_str),
+            Some("k-2026-11")
+        );
+    }
 
     #[test]
     fn retention_reads_units_and_refuses_nonsense() {
