@@ -23,5 +23,7 @@ pub mod archive;
 pub mod collector;
 pub mod config;
 pub mod files;
+pub mod metrics;
 pub mod post;
 pub mod record;
+pub mod runtime;
