@@ -56,6 +56,9 @@ pub(crate) enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Run the carrier's sensor (collect, pseudonymise, select, detect, archive) or ask a running one for its status
+    #[command(subcommand)]
+    Sensor(SensorCommand),
     /// Find C2 servers, beacons, botnets, scanners, DDoS and indicator hits in flow files
     Detect {
         /// The files to read (anything `mamori flows` reads)
@@ -269,5 +272,17 @@ pub(crate) enum TokenCommand {
         /// Only this user's tokens
         #[arg(long)]
         user: Option<mamori_core::UserId>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SensorCommand {
+    /// Run the sensor as configured by --config FILE (see config/sensor.example.toml); --data-dir overrides its data_dir
+    Run,
+    /// Print a running sensor's counters and concern list as JSON
+    Status {
+        /// The sensor's HTTP endpoint
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        url: String,
     },
 }

@@ -9,6 +9,7 @@ mod config;
 mod detect;
 mod flows;
 mod logging;
+mod sensor;
 mod serve;
 
 use clap::Parser;
@@ -105,8 +106,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 async fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    let cfg = config::load(&cli.global, cli.command.serve_overrides())?;
-    match cli.command {
+    // The sensor has its own configuration file (not the centre's): handled first.
+    let command = match cli.command {
+        cli::Command::Sensor(cmd) => return sensor::command(cmd, &cli.global).await,
+        other => other,
+    };
+    let cfg = config::load(&cli.global, command.serve_overrides())?;
+    match command {
         cli::Command::Serve(_) => {
             logging::init(&cfg.log)?;
             serve::serve(cfg).await
@@ -170,6 +176,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
             })
             .await?
         }
+        cli::Command::Sensor(cmd) => sensor::command(cmd, &cli.global).await,
         cli::Command::Pseudonymise { key_hex } => {
             tokio::task::spawn_blocking(move || pseudonymise(&key_hex)).await?
         }
