@@ -46,8 +46,10 @@ pub trait BatchSink {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError<E> {
     /// Opening or reading failed.
-    #[error("reading {}: {source}", path.display())]
+    #[error("{op} {}: {source}", path.display())]
     Io {
+        /// `opening` or `reading`.
+        op: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
@@ -70,7 +72,19 @@ pub enum ReadError<E> {
 const BATCH_LINES: usize = 4096;
 
 fn io_err<E>(path: &Path) -> impl FnOnce(std::io::Error) -> ReadError<E> + '_ {
+    io_op("reading", path)
+}
+
+fn open_err<E>(path: &Path) -> impl FnOnce(std::io::Error) -> ReadError<E> + '_ {
+    io_op("opening", path)
+}
+
+fn io_op<'p, E>(
+    op: &'static str,
+    path: &'p Path,
+) -> impl FnOnce(std::io::Error) -> ReadError<E> + 'p {
     move |source| ReadError::Io {
+        op,
         path: path.to_path_buf(),
         source,
     }
@@ -137,7 +151,7 @@ pub fn looks_like_export(p: &[u8]) -> bool {
 /// Whether a capture carries flow exports: judged on its first 8 MiB — most of its frames
 /// are UDP, and nearly all of those start like an export.
 fn capture_of_exports<E>(path: &Path) -> Result<bool, ReadError<E>> {
-    let input = open_input(path).map_err(io_err(path))?;
+    let input = open_input(path).map_err(open_err(path))?;
     let (mut frames, mut udp, mut exports) = (0u64, 0u64, 0u64);
     let mut reader =
         PcapReader::new(std::io::Read::take(input, 8 << 20)).map_err(|e| format_err(path, e))?;
@@ -157,7 +171,7 @@ fn read_pcap<S: BatchSink>(
     exports: bool,
     sink: &mut S,
 ) -> Result<(), ReadError<S::Error>> {
-    let input = open_input(path).map_err(io_err(path))?;
+    let input = open_input(path).map_err(open_err(path))?;
     let mut reader = PcapReader::new(input).map_err(|e| format_err(path, e))?;
     let mut batch = FlowBatch::with_capacity(BATCH_LINES * 2);
     let mut failed: Option<S::Error> = None;
@@ -216,7 +230,7 @@ pub fn read_file<S: BatchSink>(
     format: FileFormat,
     sink: &mut S,
 ) -> Result<(), ReadError<S::Error>> {
-    let mut input = open_input(path).map_err(io_err(path))?;
+    let mut input = open_input(path).map_err(open_err(path))?;
     let format = match format {
         FileFormat::Auto => {
             let head = input.fill_buf().map_err(io_err(path))?;
