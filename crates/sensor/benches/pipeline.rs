@@ -125,7 +125,12 @@ struct Run {
     offered: u64,
     received: u64,
     selected: u64,
+    /// Lost before selection: kernel drops plus the ingest queue's drops.
     lost: u64,
+    /// Dropped at the detect queue (detection behind; selection and archive unaffected).
+    detect_dropped: u64,
+    /// Dropped at the archive queue.
+    archive_dropped: u64,
     cores: f64,
     max_rss_mib: f64,
 }
@@ -184,7 +189,8 @@ enabled = false
     let cpu = cpu_seconds() - cpu0;
     let s = sensor.status().counters;
     let received: u64 = s.exporters.values().map(|e| e.records).sum();
-    let app_drops: u64 = s.queues.values().map(|q| q.dropped_records).sum();
+    let q = |name: &str| s.queues.get(name).map_or(0, |q| q.dropped_records);
+    let (ingest_drops, detect_dropped, archive_dropped) = (q("select"), q("detect"), q("archive"));
     let end = sensor.stop();
     Run {
         rate,
@@ -192,7 +198,9 @@ enabled = false
         offered,
         received,
         selected: end.counters.selection.seen,
-        lost: offered.saturating_sub(received) + app_drops,
+        lost: offered.saturating_sub(received) + ingest_drops,
+        detect_dropped,
+        archive_dropped,
         cores: cpu / took,
         max_rss_mib: end.counters.process.max_resident_bytes as f64 / 1048576.0,
     }

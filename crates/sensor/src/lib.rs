@@ -2,11 +2,12 @@
 //! exports and files, decoded by `mamori-flow`, handed on in batches with back-pressure,
 //! and counted per exporter.
 //!
-//! Today it holds the **UDP collector** ([`collector`]) and the **archive** ([`archive`]):
-//! kept records and per-server aggregates as hour-partitioned Parquet files, each with an
-//! expiry, and the reaper that deletes them on time and reports each deletion for the
-//! ledger (DESIGN invariant 4). Wiring pseudonymisation, selection and detection into one
-//! runtime joins it as issues 6 and 7 land.
+//! It holds the **UDP collector** ([`collector`]), the **file inputs** ([`files`]), the
+//! **archive** ([`archive`]: kept records and per-server aggregates as hour-partitioned
+//! Parquet files, each with an expiry, and the reaper that deletes them on time and
+//! reports each deletion for the ledger, DESIGN invariant 4), the **runtime** ([`runtime`]:
+//! sources → pseudonymise+select → archive / detection → concern list and findings to the
+//! centre, [`post`]), its **configuration** ([`config`]) and its **counters** ([`metrics`]).
 //!
 //! **Architecture invariant:** bad input and deliberate drops are counted events, never
 //! log floods and never stops (STYLE principle 4): a malformed datagram is counted against
@@ -15,9 +16,11 @@
 //! blindly. Threads, not async: one blocking receive loop per socket keeps the hot path
 //! free of executor overhead and its buffers reused (STYLE principle 12).
 //!
-//! **API boundary:** [`collector::Collector::start`] with a [`collector::CollectorConfig`]
-//! and a bounded channel for [`mamori_flow::FlowBatch`]es; [`collector::Stats`] for the
-//! counters; [`archive::ArchiveWriter`] and [`archive::reap`] for retention.
+//! **API boundary:** [`runtime::Sensor::start`] with a [`config::SensorConfig`] and
+//! [`runtime::Deps`]; [`runtime::http_router`]; [`collector::Collector::start`] with a
+//! [`collector::CollectorConfig`] and a bounded channel for [`mamori_flow::FlowBatch`]es;
+//! [`collector::Stats`] for the counters; [`archive::ArchiveWriter`] and [`archive::reap`]
+//! for retention.
 
 pub mod archive;
 pub mod collector;

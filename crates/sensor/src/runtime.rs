@@ -373,6 +373,7 @@ impl Sensor {
             None
         };
 
+        let select_key_id = key_id.clone();
         // Archive.
         {
             let m = Arc::clone(&metrics);
@@ -387,7 +388,7 @@ impl Sensor {
         {
             let stage = Select {
                 selector,
-                key_id: deps.keys.key_for(now).0,
+                key_id: select_key_id,
                 keys: Arc::clone(&deps.keys),
                 policy: cfg.selection.clone(),
                 geo: Arc::clone(&deps.geo),
@@ -1236,5 +1237,82 @@ fn poster(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_the_whole_batch_and_counts_it_without_waiting() {
+        let (tx, rx) = sync_channel::<Vec<u32>>(1);
+        let q = QueueStats::new("detect", 1);
+        hand_on(&tx, &q, vec![1, 2, 3], 3);
+        let t = Instant::now();
+        hand_on(&tx, &q, vec![4, 5], 2);
+        assert!(t.elapsed() < Duration::from_millis(100));
+        assert_eq!(q.enqueued_records.load(Ordering::Relaxed), 3);
+        assert_eq!(q.dropped_batches.load(Ordering::Relaxed), 1);
+        assert_eq!(q.dropped_records.load(Ordering::Relaxed), 2);
+        assert_eq!(rx.recv().unwrap(), vec![1, 2, 3]);
+    }
+
+    fn finding() -> Finding {
+        Finding {
+            kind: mamori_core::finding::FindingKind::Beacon,
+            address: "192.0.2.1".parse().unwrap(),
+            port: 443,
+            proto: 6,
+            score: 0.9,
+            first_seen: 0,
+            last_seen: 1,
+            clients: mamori_core::finding::Clients::default(),
+            evidence: mamori_core::finding::Evidence::Beacon(Default::default()),
+            feed: None,
+        }
+    }
+
+    #[test]
+    fn an_unreachable_centre_is_retried_then_counted_as_failed() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = CentreConfig {
+            url: format!("http://127.0.0.1:{port}"),
+            token_env: "X".into(),
+            tlp: mamori_core::Tlp::Amber,
+            max_attempts: 2,
+            timeout: Duration::from_secs(2),
+        };
+        let centre = Centre {
+            url: cfg.url.clone(),
+            token: "t".into(),
+            tlp: cfg.tlp,
+        };
+        let m = Metrics::new(1, 1, 1, 1);
+        let (tx, rx) = sync_channel(1);
+        tx.send(vec![finding(), finding()]).unwrap();
+        drop(tx);
+        poster(rx, &centre, &cfg, &m, &AtomicBool::new(false));
+        assert_eq!(m.post_attempt_errors.load(Ordering::Relaxed), 2);
+        assert_eq!(m.findings_post_failed.load(Ordering::Relaxed), 2);
+        assert_eq!(m.findings_posted.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_centre_without_its_token_is_refused_at_start() {
+        let c = CentreConfig {
+            url: "http://127.0.0.1:1".into(),
+            token_env: "MAMORI_SENSOR_TOKEN".into(),
+            tlp: mamori_core::Tlp::Amber,
+            max_attempts: 1,
+            timeout: Duration::from_secs(1),
+        };
+        let e = centre(&c, None).unwrap_err();
+        assert!(e.to_string().contains("MAMORI_SENSOR_TOKEN"), "{e}");
+        assert!(centre(&c, Some("t".into())).is_ok());
     }
 }
