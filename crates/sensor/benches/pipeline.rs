@@ -239,7 +239,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     println!(
-        "rate/s     secs  offered      received     selected     lost        cores  maxRSS MiB"
+        "rate/s     secs  offered      received     selected     lost        det.drop    arch.drop  cores  maxRSS MiB"
     );
     for step in plan.split(',') {
         let (rate, secs) = step.split_once(':').unwrap();
@@ -248,26 +248,29 @@ fn main() {
         for _ in 0..repeat {
             let r = one_run(rate, secs);
             println!(
-                "{:<10} {:<5} {:<12} {:<12} {:<12} {:<11} {:<6.3} {:.1}",
+                "{:<10} {:<5} {:<12} {:<12} {:<12} {:<11} {:<11} {:<10} {:<6.3} {:.1}",
                 r.rate,
                 r.seconds,
                 r.offered,
                 r.received,
                 r.selected,
                 r.lost,
+                r.detect_dropped,
+                r.archive_dropped,
                 r.cores,
                 r.max_rss_mib
             );
             runs.push(r);
         }
         println!(
-            "median     {secs:<5} offered/s {:.0}  lost {:.0}  cores {:.3}  maxRSS {:.1} MiB",
+            "median     {secs:<5} offered/s {:.0}  lost {:.0}  detect dropped {:.0}  cores {:.3}  maxRSS {:.1} MiB",
             median(
                 runs.iter()
                     .map(|r| r.offered as f64 / r.seconds as f64)
                     .collect()
             ),
             median(runs.iter().map(|r| r.lost as f64).collect()),
+            median(runs.iter().map(|r| r.detect_dropped as f64).collect()),
             median(runs.iter().map(|r| r.cores).collect()),
             median(runs.iter().map(|r| r.max_rss_mib).collect()),
         );
