@@ -118,7 +118,13 @@ pub(crate) async fn command(
     global: &crate::cli::GlobalArgs,
 ) -> anyhow::Result<()> {
     match cmd {
-        crate::cli::SensorCommand::Run => run(global.config.clone(), global.data_dir.clone()).await,
+        crate::cli::SensorCommand::Run => {
+            // As for every command, MAMORI_CONFIG / MAMORI_DATA_DIR stand in for the flags.
+            let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
+            let config = global.config.clone().or_else(|| env("MAMORI_CONFIG"));
+            let data_dir = global.data_dir.clone().or_else(|| env("MAMORI_DATA_DIR"));
+            run(config, data_dir).await
+        }
         crate::cli::SensorCommand::Status { url } => {
             tokio::task::spawn_blocking(move || status(&url)).await?
         }
