@@ -270,6 +270,9 @@ pub struct Sensor {
     stages: Vec<JoinHandle<()>>,
     files_pending: Arc<std::sync::atomic::AtomicUsize>,
     http: Option<(SocketAddr, tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+    /// Held until [`Sensor::stop`], so the stages keep running (windows close on idle,
+    /// concerns expire) after every file input has been read.
+    ingest: Option<SyncSender<FlowBatch>>,
 }
 
 impl std::fmt::Debug for Sensor {
@@ -436,8 +439,6 @@ impl Sensor {
             };
             sources.push(spawn("sensor files", move || files.run())?);
         }
-        drop(ingest_tx);
-
         let view = SensorView {
             metrics,
             collector: collector.as_ref().map(|c| c.stats().clone()),
@@ -464,6 +465,7 @@ impl Sensor {
             stages,
             files_pending,
             http,
+            ingest: Some(ingest_tx),
         })
     }
 
@@ -502,6 +504,7 @@ impl Sensor {
         for t in self.sources.drain(..) {
             t.join().ok();
         }
+        drop(self.ingest.take());
         // Every ingest sender is gone: the select stage drains and ends, and so on down.
         for t in self.stages.drain(..) {
             t.join().ok();

@@ -456,6 +456,7 @@ fn a_concern_whose_recording_fails_is_not_listed_and_its_flows_stay_aggregated()
     wait_until("a failed recording", Duration::from_secs(30), || {
         status(&sensor).counters.concerns.record_failures >= 1
     });
+
     let end = sensor.stop();
     assert_eq!(end.counters.concerns.listed, 0);
     assert!(end.concern_list.is_empty());
@@ -532,4 +533,40 @@ fn a_key_change_starts_new_files_each_naming_its_key_and_watched_files_are_picke
     // Read files are remembered, so a restart does not read them twice.
     let done = std::fs::read_to_string(dir.path().join("data/inputs-read.txt")).unwrap();
     assert_eq!(done.lines().count(), 2);
+}
+
+#[test]
+fn the_stages_outlive_the_file_inputs_so_concerns_still_expire_and_are_recorded() {
+    let (Some(geo), Some(v9)) = (geo(), common::test_data(V9)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )));
+    let cfg = config(dir.path(), false, &[v9], &[]);
+    let sensor = start(
+        &cfg,
+        geo,
+        static_key(),
+        Arc::clone(&rec),
+        Arc::clone(&clock),
+    );
+    wait_until("the beacon listed", Duration::from_secs(30), || {
+        status(&sensor).counters.concerns.listed == 1
+    });
+    assert!(sensor.files_done());
+    clock.advance(chrono::Duration::days(8));
+    wait_until(
+        "the concern to end after the input ran dry",
+        Duration::from_secs(10),
+        || status(&sensor).counters.concerns.ended == 1,
+    );
+    sensor.stop();
+    let entries = rec.entries.lock().unwrap();
+    assert!(matches!(
+        entries.last().unwrap().act,
+        Act::ConcernEnded { .. }
+    ));
 }
