@@ -56,6 +56,9 @@ pub(crate) enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// The carrier's sensor: run it, ask a running one for its status, its overseer token, its own ledger, its pseudonym keys, re-identification
+    #[command(subcommand)]
+    Sensor(SensorCommand),
     /// Find C2 servers, beacons, botnets, scanners, DDoS and indicator hits in flow files
     Detect {
         /// The files to read (anything `mamori flows` reads)
@@ -140,17 +143,6 @@ pub(crate) enum Command {
     /// Inspect the effective configuration
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// The carrier's sensor: its overseer token, its own ledger, its pseudonym keys, re-identification
-    #[command(subcommand)]
-    Sensor(SensorCommand),
-}
-
-/// `mamori sensor …`. The administration commands live in `sensor_admin.rs` and are
-/// flattened in, so the runtime's own subcommands sit beside them in this one enum.
-#[derive(Debug, Subcommand)]
-pub(crate) enum SensorCommand {
-    #[command(flatten)]
-    Admin(crate::sensor_admin::SensorAdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -316,4 +308,20 @@ pub(crate) enum TokenCommand {
         #[arg(long)]
         user: Option<mamori_core::UserId>,
     },
+}
+
+/// `mamori sensor …`. The administration commands live in `sensor_admin.rs` and are
+/// flattened in beside the runtime's.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SensorCommand {
+    /// Run the sensor as configured by --config FILE (see config/sensor.example.toml); --data-dir overrides its data_dir
+    Run,
+    /// Print a running sensor's counters and concern list as JSON
+    Status {
+        /// The sensor's HTTP endpoint
+        #[arg(long, default_value = "http://127.0.0.1:9464")]
+        url: String,
+    },
+    #[command(flatten)]
+    Admin(crate::sensor_admin::SensorAdminCommand),
 }

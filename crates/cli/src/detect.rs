@@ -79,45 +79,17 @@ fn time(ms: i64) -> String {
 }
 
 /// Where `--post` sends findings.
-pub(crate) struct Post {
-    pub url: String,
-    pub token: String,
-    pub tlp: mamori_core::Tlp,
-}
+pub(crate) type Post = mamori_sensor::post::Centre;
 
-/// Sends findings to the centre in submissions of at most 10,000.
+/// Sends findings to the centre (the upload shared with the sensor).
 fn post(to: &Post, findings: &[Finding]) -> anyhow::Result<u64> {
-    if to.token.is_empty() {
-        anyhow::bail!("--post needs a carrier's token: --token or MAMORI_TOKEN");
-    }
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(std::time::Duration::from_secs(60)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let url = format!("{}/api/v1/findings", to.url.trim_end_matches('/'));
-    let mut sent = 0;
-    for chunk in findings.chunks(10_000) {
-        let body = serde_json::json!({ "tlp": to.tlp, "findings": chunk });
-        let resp = agent
-            .post(&url)
-            .header("Authorization", &format!("Bearer {}", to.token))
-            .header("Content-Type", "application/json")
-            .send(body.to_string())
-            .map_err(|e| anyhow::anyhow!("POST {url}: {e}"))?;
-        let status = resp.status();
-        let mut text = String::new();
-        #[allow(clippy::disallowed_methods)] // bounded by take()
-        std::io::Read::read_to_string(
-            &mut std::io::Read::take(resp.into_body().into_reader(), 1 << 20),
-            &mut text,
-        )?;
-        if !status.is_success() {
-            anyhow::bail!("POST {url}: HTTP {status}: {text}");
+    mamori_sensor::post::post(to, findings, std::time::Duration::from_secs(60)).map_err(|e| match e
+    {
+        mamori_sensor::post::PostError::NoToken => {
+            anyhow::anyhow!("--post needs a carrier's token: --token or MAMORI_TOKEN")
         }
-        sent += chunk.len() as u64;
-    }
-    Ok(sent)
+        other => anyhow::Error::new(other),
+    })
 }
 
 #[allow(clippy::print_stdout, clippy::print_stderr)]

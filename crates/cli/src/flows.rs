@@ -1,15 +1,13 @@
 //! `mamori flows FILE…` and `mamori collect`: flow records out of files and export
 //! streams, as JSON lines or CSV, with counts per exporter and per anomaly kind.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use mamori_core::time::{from_millis, rfc3339};
-use mamori_flow::{
-    AnomalyCounts, ArgusReader, Datagram, DatagramDecoder, ExportDecoder, FlowBatch, FlowMeter,
-    FlowRecord, MeterConfig, PcapReader, ZeekConnReader, udp_payload,
-};
+use mamori_flow::{AnomalyCounts, FlowBatch, FlowRecord};
+use mamori_sensor::files::{self, FileFormat, ReadError};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
 
 /// How records are printed.
@@ -201,186 +199,32 @@ impl<W: Write> Printer<W> {
     }
 }
 
-const BATCH_LINES: usize = 4096;
-
-/// Opens `path`, decompressing gzip, xz or zstd on the fly (recognised by their magic
-/// bytes, not the file name), so CTU-13's compressed files are read as they ship.
-fn open_input(path: &Path) -> anyhow::Result<Box<dyn BufRead + Send>> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut raw = BufReader::with_capacity(1 << 20, file);
-    let head = raw
-        .fill_buf()
-        .with_context(|| format!("reading {}", path.display()))?;
-    let cap = 1 << 20;
-    Ok(match head {
-        [0x1f, 0x8b, ..] => Box::new(BufReader::with_capacity(
-            cap,
-            flate2::bufread::MultiGzDecoder::new(raw),
-        )),
-        [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => Box::new(BufReader::with_capacity(
-            cap,
-            liblzma::bufread::XzDecoder::new_multi_decoder(raw),
-        )),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => {
-            let decoder = ruzstd::decoding::StreamingDecoder::new(raw)
-                .map_err(|e| anyhow::anyhow!("{}: not a valid zstd stream: {e}", path.display()))?;
-            Box::new(BufReader::with_capacity(cap, decoder))
-        }
-        _ => Box::new(raw),
-    })
-}
-
-fn is_pcap(head: &[u8]) -> bool {
-    matches!(
-        head.get(..4),
-        Some(
-            [0xd4, 0xc3, 0xb2, 0xa1]
-                | [0xa1, 0xb2, 0xc3, 0xd4]
-                | [0x4d, 0x3c, 0xb2, 0xa1]
-                | [0xa1, 0xb2, 0x3c, 0x4d]
-                | [0x0a, 0x0d, 0x0d, 0x0a]
-        )
-    )
-}
-
-/// A UDP payload that starts like a NetFlow v5/v9, IPFIX or sFlow v5 export.
-fn looks_like_export(p: &[u8]) -> bool {
-    match p {
-        [0, 5 | 9 | 10, ..] => p.len() >= 16,
-        [0, 0, 0, 5, ..] => p.len() >= 28,
-        _ => false,
-    }
-}
-
-/// Whether a capture carries flow exports: judged on its first 8 MiB — most of its frames
-/// are UDP, and nearly all of those start like an export.
-fn capture_of_exports(path: &Path) -> anyhow::Result<bool> {
-    let input = open_input(path)?;
-    let (mut frames, mut udp, mut exports) = (0u64, 0u64, 0u64);
-    let mut reader = PcapReader::new(std::io::Read::take(input, 8 << 20))?;
-    // A frame cut by the 8 MiB limit ends the sample with an error: what was read counts.
-    let _ = reader.for_each_frame(|f| {
-        frames += 1;
-        if let Some((_, _, payload)) = udp_payload(f.link, f.data) {
-            udp += 1;
-            exports += u64::from(looks_like_export(payload));
-        }
-    });
-    Ok(udp > 0 && udp * 2 >= frames && exports * 10 >= udp * 9)
-}
-
-fn read_pcap<S: BatchSink>(path: &Path, exports: bool, printer: &mut S) -> anyhow::Result<()> {
-    let mut reader = PcapReader::new(open_input(path)?)?;
-    let mut batch = FlowBatch::with_capacity(BATCH_LINES * 2);
-    let mut failed: Option<anyhow::Error> = None;
-    let mut decoder = ExportDecoder::default();
-    let mut meter = FlowMeter::new(MeterConfig::default());
-    let mut last_expire = i64::MIN;
-    reader.for_each_frame(|f| {
-        if failed.is_some() {
-            return;
-        }
-        if exports {
-            if let Some((src, _, payload)) =
-                udp_payload(f.link, f.data).filter(|(_, _, p)| looks_like_export(p))
-            {
-                decoder.decode(Datagram::new(src, f.ts_ms, payload), &mut batch);
-            }
-        } else {
-            meter.packet(f.ts_ms, f.link, f.data, &mut batch);
-            // Ending idle flows once a second of capture time keeps the table bounded.
-            if f.ts_ms >= last_expire.saturating_add(1000) {
-                meter.expire(f.ts_ms, &mut batch);
-                last_expire = f.ts_ms;
-            }
-        }
-        if batch.len() >= BATCH_LINES {
-            if let Err(e) = printer.batch(&batch) {
-                failed = Some(e);
-            }
-            batch.clear();
-        }
-    })?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    meter.flush(&mut batch);
-    printer.batch(&batch)
-}
-
-fn detect(head: &[u8]) -> Option<Format> {
-    let text = String::from_utf8_lossy(head);
-    let first = text.trim_start();
-    if first.starts_with("#separator") || first.starts_with("#fields") || first.starts_with('{') {
-        return Some(Format::Zeek);
-    }
-    let header = first.lines().next().unwrap_or("");
-    if header.contains("SrcAddr") && (header.contains("StartTime") || header.contains("Dur")) {
-        return Some(Format::Argus);
-    }
-    None
-}
-
-/// Reads one file into the printer.
+/// Reads one file into the sink (the readers live in `mamori_sensor::files`, shared with
+/// the sensor's file inputs).
 pub(crate) fn read_file<S: BatchSink>(
     path: &Path,
     format: Format,
-    printer: &mut S,
+    sink: &mut S,
 ) -> anyhow::Result<()> {
-    let mut input = open_input(path)?;
     let format = match format {
-        Format::Auto => {
-            let head = input
-                .fill_buf()
-                .with_context(|| format!("reading {}", path.display()))?;
-            if is_pcap(head) {
-                if capture_of_exports(path)? {
-                    Format::PcapExports
-                } else {
-                    Format::PcapMeter
-                }
-            } else {
-                match detect(head) {
-                    Some(f) => f,
-                    None => bail!(
-                        "{}: not a format mamori recognises (pcap/pcapng, Zeek conn.log, Argus binetflow); use --format to force one",
-                        path.display()
-                    ),
-                }
-            }
-        }
-        f => f,
+        Format::Auto => FileFormat::Auto,
+        Format::Zeek => FileFormat::Zeek,
+        Format::Argus => FileFormat::Argus,
+        Format::PcapExports => FileFormat::PcapExports,
+        Format::PcapMeter => FileFormat::PcapMeter,
     };
-    let mut batch = FlowBatch::with_capacity(BATCH_LINES);
-    if matches!(format, Format::PcapExports | Format::PcapMeter) {
-        drop(input);
-        return read_pcap(path, format == Format::PcapExports, printer)
-            .with_context(|| format!("reading {}", path.display()));
-    }
-    if format == Format::Argus {
-        drain(ArgusReader::new(input)?, printer, &mut batch, |r, b| {
-            r.read_batch(b, BATCH_LINES)
-        })
-    } else {
-        drain(ZeekConnReader::new(input)?, printer, &mut batch, |r, b| {
-            r.read_batch(b, BATCH_LINES)
-        })
-    }
-    .with_context(|| format!("reading {}", path.display()))
+    let mut adapter = Adapter(sink);
+    files::read_file(path, format, &mut adapter).map_err(|e| match e {
+        ReadError::Sink(e) => e,
+        other => anyhow::Error::new(other),
+    })
 }
 
-fn drain<R, S: BatchSink>(
-    mut reader: R,
-    printer: &mut S,
-    batch: &mut FlowBatch,
-    mut next: impl FnMut(&mut R, &mut FlowBatch) -> Result<usize, mamori_flow::Error>,
-) -> anyhow::Result<()> {
-    loop {
-        batch.clear();
-        let n = next(&mut reader, batch)?;
-        printer.batch(batch)?;
-        if n == 0 {
-            return Ok(());
-        }
+struct Adapter<'a, S>(&'a mut S);
+
+impl<S: BatchSink> files::BatchSink for Adapter<'_, S> {
+    type Error = anyhow::Error;
+    fn batch(&mut self, batch: &FlowBatch) -> anyhow::Result<()> {
+        self.0.batch(batch)
     }
 }

@@ -10,6 +10,7 @@ mod detect;
 mod flows;
 mod logging;
 mod report;
+mod sensor;
 mod sensor_admin;
 mod serve;
 
@@ -107,8 +108,13 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 async fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    let cfg = config::load(&cli.global, cli.command.serve_overrides())?;
-    match cli.command {
+    // The sensor has its own configuration file (not the centre's): handled first.
+    let command = match cli.command {
+        cli::Command::Sensor(cmd) => return sensor::command(cmd, &cli.global).await,
+        other => other,
+    };
+    let cfg = config::load(&cli.global, command.serve_overrides())?;
+    match command {
         cli::Command::Serve(_) => {
             logging::init(&cfg.log)?;
             serve::serve(cfg).await
@@ -172,6 +178,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
             })
             .await?
         }
+        cli::Command::Sensor(cmd) => sensor::command(cmd, &cli.global).await,
         cli::Command::Pseudonymise { key_hex } => {
             tokio::task::spawn_blocking(move || pseudonymise(&key_hex)).await?
         }
@@ -196,16 +203,6 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
             #[allow(clippy::print_stdout)]
             {
                 println!("{summary}");
-            }
-            Ok(())
-        }
-        cli::Command::Sensor(cli::SensorCommand::Admin(cmd)) => {
-            let data_dir = cfg.store.data_dir.clone();
-            let out =
-                tokio::task::spawn_blocking(move || sensor_admin::run(&data_dir, cmd)).await??;
-            #[allow(clippy::print_stdout)]
-            {
-                println!("{out}");
             }
             Ok(())
         }

@@ -534,6 +534,21 @@ impl Selector {
         concerns: &ConcernList,
         now_ms: i64,
     ) -> SelectionCounts {
+        self.process_observed(batch, geo, concerns, now_ms, None)
+    }
+
+    /// As [`Selector::process`], and also appends to `observed` every kept record —
+    /// aggregated or kept per flow — already pseudonymised, in input order: what the
+    /// sensor's detectors see (issue 7 part 3). Dropped flows are never appended, so
+    /// the detectors see nothing the selection did not allow (CI-2, CI-4).
+    pub fn process_observed(
+        &mut self,
+        batch: &mut FlowBatch,
+        geo: &GeoTable,
+        concerns: &ConcernList,
+        now_ms: i64,
+        mut observed: Option<&mut Vec<FlowRecord>>,
+    ) -> SelectionCounts {
         let mut counts = SelectionCounts {
             dropped_by_rule: vec![0; self.policy.drop_rules.len()],
             ..SelectionCounts::default()
@@ -622,6 +637,11 @@ impl Selector {
             if pd {
                 r.dst_addr = self.addrs.get(next).copied().unwrap_or(r.dst_addr);
                 next += 1;
+            }
+            if action != Action::Drop
+                && let Some(out) = observed.as_deref_mut()
+            {
+                out.push(r);
             }
             match action {
                 Action::Drop => {}
@@ -876,6 +896,35 @@ mod tests {
         s.process(&mut batch, &g, &concerns, 2_000_000_000_000);
         assert!(batch.records.is_empty());
         assert_eq!(s.aggregate_count(), 1);
+    }
+
+    #[test]
+    fn observed_holds_every_kept_record_pseudonymised_and_no_dropped_one() {
+        let mut s = selector("subscriber_prefixes = [\"203.0.113.0/24\"]");
+        let g = geo();
+        let mut batch = batch_of(vec![
+            rec("203.0.113.5", "133.1.1.1"), // domestic-domestic: dropped
+            rec("203.0.113.5", "8.8.8.8"),   // aggregated
+            rec("203.0.113.7", "8.8.4.4"),   // concern: per flow
+        ]);
+        let concerns = ConcernList::new(vec![Concern {
+            prefix: "8.8.4.0/24".parse().unwrap(),
+            reason: "test".into(),
+            expires_ms: i64::MAX,
+        }]);
+        let mut observed = Vec::new();
+        s.process_observed(&mut batch, &g, &concerns, 0, Some(&mut observed));
+        let cp = s.pseudonymiser().crypto_pan();
+        let got: Vec<(IpAddr, IpAddr)> =
+            observed.iter().map(|r| (r.src_addr, r.dst_addr)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (cp.anonymise(ip("203.0.113.5")), ip("8.8.8.8")),
+                (cp.anonymise(ip("203.0.113.7")), ip("8.8.4.4")),
+            ]
+        );
+        assert_eq!(batch.records.len(), 1);
     }
 
     #[test]

@@ -84,6 +84,11 @@ use sha2::{Digest, Sha256};
 pub const EXPIRES_AT_KEY: &str = "mamori.expires_at";
 /// Key of the kind (`flows` / `aggregates`) in each file's key-value metadata.
 pub const KIND_KEY: &str = "mamori.kind";
+/// Key of the id of the pseudonym key the file's subscriber addresses were pseudonymised
+/// with (one key per file), when the writer was given one
+/// ([`ArchiveWriter::set_pseudonym_key_id`]): what re-identification and key retirement
+/// look up.
+pub const PSEUDONYM_KEY_ID_KEY: &str = "mamori.pseudonym_key_id";
 /// Rows per row group: large enough for zstd and dictionaries to work across many rows,
 /// small enough that a reader filtering on time skips most of an hour's file.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
@@ -240,6 +245,7 @@ pub struct WrittenFile {
 pub struct ArchiveWriter {
     dir: PathBuf,
     policy: RetentionPolicy,
+    pseudonym_key_id: Option<String>,
 }
 
 impl ArchiveWriter {
@@ -247,7 +253,23 @@ impl ArchiveWriter {
     pub fn new(dir: impl Into<PathBuf>, policy: RetentionPolicy) -> Result<Self> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(ArchiveError::io("create directory", &dir))?;
-        Ok(Self { dir, policy })
+        Ok(Self {
+            dir,
+            policy,
+            pseudonym_key_id: None,
+        })
+    }
+
+    /// Names the pseudonym key of everything written from now on
+    /// ([`PSEUDONYM_KEY_ID_KEY`] in each file's metadata). The caller writes the rows of
+    /// one key before switching, so a file never mixes keys.
+    pub fn set_pseudonym_key_id(&mut self, id: Option<String>) {
+        self.pseudonym_key_id = id;
+    }
+
+    /// The pseudonym key id written into new files.
+    pub fn pseudonym_key_id(&self) -> Option<&str> {
+        self.pseudonym_key_id.as_deref()
     }
 
     /// The archive directory.
@@ -318,17 +340,44 @@ impl ArchiveWriter {
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             // Min/max per row group is what DuckDB prunes on (time, address); the page
             // index on top costs ~2 KB per hourly file and buys little at these sizes.
-            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_statistics_enabled(EnabledStatistics::None)
+            // No page index at all: with one or two pages per column per file it only
+            // repeats the chunk offsets (readers fall back to the chunk metadata).
+            .set_offset_index_disabled(true)
+            // Dictionaries for the address columns only: a dictionary page per column
+            // costs a page header and its metadata in every file, and zstd already folds
+            // the repeated small integers and constant names of PLAIN pages
+            // (docs/benchmarks/archive.md).
+            .set_dictionary_enabled(false)
+            .set_column_dictionary_enabled(ColumnPath::from("src_addr"), true)
+            .set_column_dictionary_enabled(ColumnPath::from("dst_addr"), true)
+            .set_column_dictionary_enabled(ColumnPath::from("server"), true)
             // Start and end times are nearly sorted and nearly unique: deltas, not a
             // dictionary.
             .set_column_dictionary_enabled(ColumnPath::from("start"), false)
             .set_column_encoding(ColumnPath::from("start"), Encoding::DELTA_BINARY_PACKED)
             .set_column_dictionary_enabled(ColumnPath::from("end"), false)
             .set_column_encoding(ColumnPath::from("end"), Encoding::DELTA_BINARY_PACKED)
-            .set_key_value_metadata(Some(vec![
-                KeyValue::new(EXPIRES_AT_KEY.to_owned(), rfc3339(expires_at)),
-                KeyValue::new(KIND_KEY.to_owned(), kind.name().to_owned()),
-            ]))
+            // …and only on the columns queries filter on: statistics of the others
+            // (counters, flags, interfaces) cost footer bytes in every file for nothing.
+            .set_column_statistics_enabled(ColumnPath::from("start"), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled(ColumnPath::from("end"), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled(ColumnPath::from("bin_start"), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled(ColumnPath::from("src_addr"), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled(ColumnPath::from("dst_addr"), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled(ColumnPath::from("server"), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled(ColumnPath::from("dst_port"), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled(ColumnPath::from("port"), EnabledStatistics::Chunk)
+            .set_key_value_metadata(Some({
+                let mut kv = vec![
+                    KeyValue::new(EXPIRES_AT_KEY.to_owned(), rfc3339(expires_at)),
+                    KeyValue::new(KIND_KEY.to_owned(), kind.name().to_owned()),
+                ];
+                if let Some(id) = &self.pseudonym_key_id {
+                    kv.push(KeyValue::new(PSEUDONYM_KEY_ID_KEY.to_owned(), id.clone()));
+                }
+                kv
+            }))
             .set_created_by(concat!("mamori-sensor ", env!("CARGO_PKG_VERSION")).to_owned())
             .build();
         let handle = file.try_clone().map_err(ArchiveError::io("write", &tmp))?;
@@ -899,6 +948,22 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<ReapFailure>) -> 
     Ok(())
 }
 
+/// The `mamori.*` key-value metadata of an archive file (expiry, kind, pseudonym key id).
+pub fn file_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
+    let bytes = bytes::Bytes::from(fs::read(path).map_err(ArchiveError::io("read", path))?);
+    let meta = ParquetMetaDataReader::new()
+        .parse_and_finish(&bytes)
+        .map_err(ArchiveError::parquet(path))?;
+    Ok(meta
+        .file_metadata()
+        .key_value_metadata()
+        .into_iter()
+        .flatten()
+        .filter(|kv| kv.key.starts_with("mamori."))
+        .filter_map(|kv| Some((kv.key.clone(), kv.value.clone()?)))
+        .collect())
+}
+
 fn reap_one(
     dir: &Path,
     kind: Kind,
@@ -954,11 +1019,11 @@ fn reap_one(
 }
 
 /// Serde for a [`Duration`] as `"<n><unit>"`, unit `d`, `h`, `m` or `s` (`"7d"`, `"36h"`).
-mod duration_text {
+pub(crate) mod duration_text {
     use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
     use std::time::Duration;
 
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         let secs = d.as_secs();
         let text = match secs {
             0 => "0s".to_owned(),
@@ -970,7 +1035,7 @@ mod duration_text {
         s.serialize_str(&text)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         parse(&text).ok_or_else(|| {
             D::Error::custom(format!(
@@ -979,7 +1044,7 @@ mod duration_text {
         })
     }
 
-    pub(super) fn parse(text: &str) -> Option<Duration> {
+    pub(crate) fn parse(text: &str) -> Option<Duration> {
         let text = text.trim();
         let unit_at = text.len().checked_sub(1)?;
         let (n, unit) = (text.get(..unit_at)?, text.get(unit_at..)?);
@@ -998,6 +1063,27 @@ mod duration_text {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pseudonym_key_id_is_in_the_metadata_only_when_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = ArchiveWriter::new(dir.path(), RetentionPolicy::default()).unwrap();
+        let rec = FlowRecord {
+            start_ms: 1_700_000_000_000,
+            ..FlowRecord::default()
+        };
+        let without = w.write_flows(&[rec]).unwrap();
+        w.set_pseudonym_key_id(Some("k-2026-11".into()));
+        let with = w.write_flows(&[rec]).unwrap();
+        let m0 = file_metadata(&without[0].path).unwrap();
+        let m1 = file_metadata(&with[0].path).unwrap();
+        assert_eq!(m0.get(PSEUDONYM_KEY_ID_KEY), None);
+        assert_eq!(m0.get(KIND_KEY).map(String::as_str), Some("flows"));
+        assert_eq!(
+            m1.get(PSEUDONYM_KEY_ID_KEY).map(String::as_str),
+            Some("k-2026-11")
+        );
+    }
 
     #[test]
     fn retention_reads_units_and_refuses_nonsense() {

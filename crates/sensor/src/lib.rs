@@ -2,14 +2,15 @@
 //! exports and files, decoded by `mamori-flow`, handed on in batches with back-pressure,
 //! and counted per exporter.
 //!
-//! Today it holds the **UDP collector** ([`collector`]) and the **archive** ([`archive`]):
-//! kept records and per-server aggregates as hour-partitioned Parquet files, each with an
-//! expiry, and the reaper that deletes them on time and reports each deletion for the
-//! ledger (DESIGN invariant 4). The sensor's own verifiable ledger ([`ledger`], served by
-//! [`http_ledger`] with the centre's endpoints), its pseudonym keys ([`keys`]) and recorded
-//! deletion ([`retention`]) make every sensitive act at the carrier checkable by the
-//! overseer (DESIGN invariants 2, 4, 7; CI-4, CI-5, CI-9). Wiring pseudonymisation,
-//! selection and detection into one runtime joins it as issues 6 and 7 land.
+//! It holds the **UDP collector** ([`collector`]), the **file inputs** ([`files`]), the
+//! **archive** ([`archive`]: kept records and per-server aggregates as hour-partitioned
+//! Parquet files, each with an expiry, and the reaper that deletes them on time and
+//! reports each deletion for the ledger, DESIGN invariant 4), the **runtime** ([`runtime`]:
+//! sources → pseudonymise+select → archive / detection → concern list and findings to the
+//! centre, [`post`]), its **configuration** ([`config`]) and its **counters** ([`metrics`]). The sensor's own
+//! verifiable ledger ([`ledger`], served by [`http_ledger`] with the centre's endpoints), its
+//! pseudonym keys ([`keys`]) and recorded deletion ([`retention`]) make every sensitive act at
+//! the carrier checkable by the overseer (DESIGN invariants 2, 4, 7; CI-4, CI-5, CI-9).
 //!
 //! **Architecture invariant:** bad input and deliberate drops are counted events, never
 //! log floods and never stops (STYLE principle 4): a malformed datagram is counted against
@@ -18,16 +19,22 @@
 //! blindly. Threads, not async: one blocking receive loop per socket keeps the hot path
 //! free of executor overhead and its buffers reused (STYLE principle 12).
 //!
-//! **API boundary:** [`collector::Collector::start`] with a [`collector::CollectorConfig`]
-//! and a bounded channel for [`mamori_flow::FlowBatch`]es; [`collector::Stats`] for the
-//! counters; [`archive::ArchiveWriter`] and [`archive::reap`] for retention;
-//! [`ledger::SensorLedger`] (a [`record::Recorder`]), [`http_ledger::router`],
+//! **API boundary:** [`runtime::Sensor::start`] with a [`config::SensorConfig`] and
+//! [`runtime::Deps`]; [`runtime::http_router`]; [`collector::Collector::start`] with a
+//! [`collector::CollectorConfig`] and a bounded channel for [`mamori_flow::FlowBatch`]es;
+//! [`collector::Stats`] for the counters; [`archive::ArchiveWriter`] and [`archive::reap`]
+//! for retention; [`ledger::SensorLedger`] (a [`record::Recorder`]), [`http_ledger::router`],
 //! [`keys::KeyRing`] and [`retention::reap_recorded`] for the ledger and what it records.
 
 pub mod archive;
 pub mod collector;
+pub mod config;
+pub mod files;
 pub mod http_ledger;
 pub mod keys;
 pub mod ledger;
+pub mod metrics;
+pub mod post;
 pub mod record;
 pub mod retention;
+pub mod runtime;

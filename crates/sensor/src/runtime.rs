@@ -1,0 +1,1415 @@
+//! `mamori sensor`: the carrier's runtime as one process (issue 6 part 5, issue 7 part 3;
+//! REQUIREMENTS CI-1…CI-8, CI-11, CI-12; DESIGN invariants 1–4).
+//!
+//! ```text
+//!  UDP collector ─┐                        ┌─► archive (hourly Parquet, key id per file)
+//!  file readers ──┴─► [ingest] ─► select ──┤   (kept per-flow records + aggregates)
+//!  (files, watched dirs)   pseudonymise    └─► [detect] ─► detection on time windows
+//!                          + select                          │ concern list (recorded first)
+//!                          (Selector)                        └─► [post] ─► centre
+//! ```
+//!
+//! One thread per stage, joined by bounded `sync_channel`s ([`crate::config::QueueConfig`]).
+//!
+//! **Architecture invariants.**
+//! - *Nothing unselected gets past the select stage*: the only records that leave it are
+//!   those [`Selector::process_observed`] kept, with every non-foreign end pseudonymised
+//!   (CI-2, CI-4; invariants 2, 3). The archive and the detectors see nothing else; the
+//!   findings posted name foreign servers in clear and clients only as pseudonyms.
+//! - *Ingest never blocks on a slow stage*: the UDP collector and the select stage hand
+//!   on with `try_send`; when a queue is full the whole batch is dropped and counted
+//!   against the stage it was meant for ([`Metrics`]). File readers alone wait (back-
+//!   pressure on a file loses nothing).
+//! - *A concern changes only after it is recorded*: `Act::ConcernListed` /
+//!   `Act::ConcernEnded` go through the [`Recorder`] before the list the select stage
+//!   reads is swapped (CI-5). A failed recording leaves the list as it was and is counted.
+//! - *One pseudonym key per archive file*: the select stage asks the [`KeySource`] for the
+//!   key of "now"; when its id changes, the aggregates of the old key are flushed, the
+//!   archive writes what it buffered under the old id, and new files carry the new id
+//!   ([`crate::archive::PSEUDONYM_KEY_ID_KEY`]).
+//! - *Graceful stop*: [`Sensor::stop`] stops the sources, drains every queue, closes the
+//!   detection window, writes the archive's buffers and gives the poster a bounded time.
+//!
+//! **API boundary:** [`Sensor::start`] with a [`SensorConfig`] and [`Deps`] (clock, key
+//! source, recorder, country table, the centre's token); [`Sensor::status`],
+//! [`http_router`] (`GET /metrics`, `GET /status`; mergeable with other routers),
+//! [`Sensor::stop`].
+
+use crate::archive::ArchiveWriter;
+use crate::collector::{Collector, Stats};
+use crate::config::{CentreConfig, SensorConfig};
+use crate::files::{BatchSink, read_file};
+use crate::metrics::{Metrics, QueueStats, Snapshot};
+use crate::post::{Centre, post};
+use crate::record::Recorder;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use ipnet::IpNet;
+use mamori_core::Clock;
+use mamori_core::entry::{Act, Actor, Entry};
+use mamori_core::finding::Finding;
+use mamori_core::time::{Timestamp, from_millis};
+use mamori_detect::{DetectConfig, Detectors, IndicatorSetBuilder, ScanProfile};
+use mamori_flow::{
+    Concern, ConcernList, CryptoPanKey, FlowBatch, FlowRecord, GeoTable, Selector, ServerAggregate,
+    Side, UnknownCountry,
+};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Where the runtime gets the pseudonym key in force at a time (the sensor's key ring,
+/// rotated per period; the key never leaves the sensor).
+pub trait KeySource: Send + Sync {
+    /// The id and the key to pseudonymise with at `now`.
+    fn key_for(&self, now: Timestamp) -> (String, CryptoPanKey);
+
+    /// Destroys the keys no kept data needs any more (each retirement recorded), called by
+    /// the reaper after it has deleted expired files; returns how many it retired. A source
+    /// without rotation retires nothing.
+    fn retire_unused(&self, _now: Timestamp, _archive_dir: &Path) -> Result<usize, String> {
+        Ok(0)
+    }
+}
+
+/// One key, always (tests, and sensors without rotation).
+#[derive(Clone)]
+pub struct StaticKey {
+    /// Its id, written into each archive file.
+    pub id: String,
+    /// The key.
+    pub key: CryptoPanKey,
+}
+
+impl std::fmt::Debug for StaticKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySource for StaticKey {
+    fn key_for(&self, _now: Timestamp) -> (String, CryptoPanKey) {
+        (self.id.clone(), self.key.clone())
+    }
+}
+
+/// What the runtime is given rather than makes.
+pub struct Deps {
+    /// "Now" for concern expiry, entries and the collector.
+    pub clock: Arc<dyn Clock>,
+    /// The pseudonym key of each moment.
+    pub keys: Arc<dyn KeySource>,
+    /// Where concern-list changes are recorded.
+    pub recorder: Arc<dyn Recorder>,
+    /// Country of each address.
+    pub geo: Arc<GeoTable>,
+    /// The carrier's token for the centre (from the environment variable the
+    /// configuration names); `None` with a `[centre]` section is refused.
+    pub centre_token: Option<String>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The token is never printed.
+        f.debug_struct("Deps")
+            .field("clock", &self.clock)
+            .field("centre_token", &self.centre_token.as_ref().map(|_| "…"))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the sensor could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The selection policy was refused.
+    #[error("selection policy: {0}")]
+    Policy(#[from] mamori_flow::PolicyError),
+    /// The archive directory could not be made.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+    /// A UDP socket could not be bound.
+    #[error(transparent)]
+    Collector(#[from] crate::collector::CollectorError),
+    /// The HTTP endpoint could not listen, or a thread could not start.
+    #[error("{what}: {source}")]
+    Io {
+        /// What failed.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something in the configuration cannot be used as given.
+    #[error("{0}")]
+    Config(String),
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+    let what = what.into();
+    move |source| RuntimeError::Io { what, source }
+}
+
+/// One server on the concern list, as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListedConcern {
+    /// The server (a foreign address, in clear).
+    pub server: IpAddr,
+    /// Why it was listed.
+    pub reason: String,
+    /// When deep collection ends unless renewed (RFC 3339).
+    pub expires_at: String,
+    #[serde(skip)]
+    expires_ms: i64,
+}
+
+/// The concern list: written by the detection stage, read by the select stage.
+#[derive(Debug, Default)]
+struct Concerns {
+    compiled: RwLock<Arc<ConcernList>>,
+    listed: Mutex<BTreeMap<IpAddr, ListedConcern>>,
+}
+
+impl Concerns {
+    fn current(&self) -> Arc<ConcernList> {
+        self.compiled
+            .read()
+            .map(|c| Arc::clone(&c))
+            .unwrap_or_default()
+    }
+
+    fn publish(&self, listed: &BTreeMap<IpAddr, ListedConcern>) {
+        let list = ConcernList::new(
+            listed
+                .values()
+                .map(|c| Concern {
+                    prefix: IpNet::from(c.server),
+                    reason: c.reason.clone(),
+                    expires_ms: c.expires_ms,
+                })
+                .collect(),
+        );
+        if let Ok(mut w) = self.compiled.write() {
+            *w = Arc::new(list);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<ListedConcern> {
+        self.listed
+            .lock()
+            .map(|l| l.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// What `GET /status` returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Every counter.
+    #[serde(flatten)]
+    pub counters: Snapshot,
+    /// The concern list.
+    pub concern_list: Vec<ListedConcern>,
+}
+
+/// A read-only view of a running sensor, for the HTTP endpoint and signals.
+#[derive(Clone)]
+pub struct SensorView {
+    metrics: Arc<Metrics>,
+    collector: Option<Stats>,
+    concerns: Arc<Concerns>,
+}
+
+impl std::fmt::Debug for SensorView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SensorView").finish_non_exhaustive()
+    }
+}
+
+impl SensorView {
+    /// Counters and the concern list now.
+    pub fn status(&self) -> Status {
+        Status {
+            counters: self.metrics.snapshot(self.collector.as_ref()),
+            concern_list: self.concerns.snapshot(),
+        }
+    }
+}
+
+/// `GET /metrics` (Prometheus text) and `GET /status` (JSON) over `view`; merge other
+/// routers (the sensor's ledger) into it with [`Router::merge`].
+pub fn http_router(view: SensorView) -> Router {
+    async fn metrics(State(v): State<SensorView>) -> impl IntoResponse {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            v.status().counters.prometheus(),
+        )
+    }
+    async fn status(State(v): State<SensorView>) -> impl IntoResponse {
+        axum::Json(v.status())
+    }
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/status", get(status))
+        .with_state(view)
+}
+
+/// Deletes expired archive files on time and records each deletion, then retires keys.
+struct Reaper {
+    archive_dir: PathBuf,
+    data_dir: PathBuf,
+    every: Duration,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<dyn Recorder>,
+    keys: Arc<dyn KeySource>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Reaper {
+    fn run(self) {
+        let mut next = Instant::now();
+        while !self.stop.load(Ordering::Relaxed) {
+            if Instant::now() >= next {
+                self.pass();
+                next = Instant::now() + self.every.max(Duration::from_secs(1));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn pass(&self) {
+        let now = self.clock.now();
+        let m = &self.metrics;
+        match crate::retention::reap_recorded(
+            &self.archive_dir,
+            &self.data_dir,
+            now,
+            &*self.recorder,
+        ) {
+            Ok(r) => {
+                m.reaped_files
+                    .fetch_add(r.deleted.len() as u64, Ordering::Relaxed);
+                m.reaped_recorded
+                    .fetch_add(r.recorded as u64, Ordering::Relaxed);
+                m.reaped_pending.store(r.pending as u64, Ordering::Relaxed);
+                m.reap_failures
+                    .fetch_add(r.failed.len() as u64, Ordering::Relaxed);
+                if let Some(e) = &r.ledger_error {
+                    tracing::warn!(pending = r.pending, error = %e, "deletions done but not yet recorded; retried next pass");
+                }
+            }
+            Err(e) => {
+                m.reap_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "reaper pass failed");
+            }
+        }
+        match self.keys.retire_unused(now, &self.archive_dir) {
+            Ok(n) => {
+                m.keys_retired.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => tracing::warn!(error = %e, "retiring pseudonym keys failed"),
+        }
+    }
+}
+
+/// A running sensor.
+pub struct Sensor {
+    view: SensorView,
+    stop: Arc<AtomicBool>,
+    collector: Option<Collector>,
+    udp: Vec<SocketAddr>,
+    sources: Vec<JoinHandle<()>>,
+    stages: Vec<JoinHandle<()>>,
+    files_pending: Arc<std::sync::atomic::AtomicUsize>,
+    http: Option<(SocketAddr, tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+    /// Held until [`Sensor::stop`], so the stages keep running (windows close on idle,
+    /// concerns expire) after every file input has been read.
+    ingest: Option<SyncSender<FlowBatch>>,
+}
+
+impl std::fmt::Debug for Sensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sensor")
+            .field("udp", &self.udp)
+            .finish_non_exhaustive()
+    }
+}
+
+const SERVICE: &str = "sensor:detection";
+
+fn actor() -> Actor {
+    Actor {
+        org: None,
+        user: None,
+        name: SERVICE.to_owned(),
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, RuntimeError> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(f)
+        .map_err(io_err(format!("starting thread {name}")))
+}
+
+/// Hands `item` on without waiting; a full (or closed) queue drops it and counts it.
+fn hand_on<T>(tx: &SyncSender<T>, q: &QueueStats, item: T, records: u64) {
+    match tx.try_send(item) {
+        Ok(()) => q.enqueued(records),
+        Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => q.dropped(records),
+    }
+}
+
+impl Sensor {
+    /// Starts every stage. `base` is the directory relative paths of the configuration
+    /// are resolved from (the configuration file's directory).
+    pub fn start(cfg: &SensorConfig, deps: Deps) -> Result<Sensor, RuntimeError> {
+        Self::start_with_routes(cfg, deps, Router::new())
+    }
+
+    /// As [`Sensor::start`], serving `extra` (the sensor's ledger endpoints) beside
+    /// `/metrics` and `/status`.
+    pub fn start_with_routes(
+        cfg: &SensorConfig,
+        deps: Deps,
+        extra: Router,
+    ) -> Result<Sensor, RuntimeError> {
+        let q = &cfg.queues;
+        let metrics = Arc::new(Metrics::new(q.ingest, q.archive, q.detect, q.findings));
+        if let Ok(mut s) = metrics.selection.lock() {
+            s.dropped_by_rule = vec![0; cfg.selection.drop_rules.len()];
+        }
+        let concerns = Arc::new(Concerns::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        // Checked before any thread starts.
+        let now = deps.clock.now();
+        let (key_id, key) = deps.keys.key_for(now);
+        let selector = Selector::new(cfg.selection.clone(), &key)?;
+        let mut writer = ArchiveWriter::new(cfg.data_dir.join("archive"), cfg.retention)?;
+        writer.set_pseudonym_key_id(Some(key_id.clone()));
+        let centre = match &cfg.centre {
+            None => None,
+            Some(c) => Some(centre(c, deps.centre_token.clone())?),
+        };
+        let detect_cfg = detect_config(cfg)?;
+
+        let (ingest_tx, ingest_rx) = sync_channel::<FlowBatch>(q.ingest);
+        let (archive_tx, archive_rx) = sync_channel::<ToArchive>(q.archive);
+        let (detect_tx, detect_rx) = sync_channel::<Vec<FlowRecord>>(q.detect);
+        let mut stages = Vec::new();
+
+        // Poster.
+        let post_tx = match centre {
+            Some((centre, c)) => {
+                let (tx, rx) = sync_channel::<Vec<Finding>>(q.findings);
+                let m = Arc::clone(&metrics);
+                let s = Arc::clone(&stop);
+                stages.push(spawn("sensor post", move || {
+                    poster(rx, &centre, &c, &m, &s);
+                })?);
+                Some(tx)
+            }
+            None => None,
+        };
+
+        // Detection.
+        let detect_tx = if cfg.detection.enabled {
+            let stage = Detection {
+                cfg: detect_cfg,
+                window_ms: millis(cfg.detection.window),
+                idle_close: cfg.detection.idle_close,
+                min_score: cfg.detection.min_score,
+                concern_expiry: chrono::Duration::from_std(cfg.detection.concern_expiry).map_err(
+                    |_| RuntimeError::Config("detection.concern_expiry too long".into()),
+                )?,
+                side: Selector::new(cfg.selection.clone(), &key)?,
+                unknown_is_foreign: cfg.selection.unknown_country == UnknownCountry::Foreign,
+                geo: Arc::clone(&deps.geo),
+                clock: Arc::clone(&deps.clock),
+                recorder: Arc::clone(&deps.recorder),
+                concerns: Arc::clone(&concerns),
+                metrics: Arc::clone(&metrics),
+                post: post_tx,
+            };
+            stages.push(spawn("sensor detect", move || stage.run(detect_rx))?);
+            Some(detect_tx)
+        } else {
+            drop(detect_rx);
+            None
+        };
+
+        let select_key_id = key_id.clone();
+        // Archive.
+        {
+            let m = Arc::clone(&metrics);
+            let flush = cfg.archive.flush;
+            let max_rows = cfg.archive.max_buffered_rows.max(1);
+            stages.push(spawn("sensor archive", move || {
+                archiver(archive_rx, writer, key_id, flush, max_rows, &m);
+            })?);
+        }
+
+        // Pseudonymise + select.
+        {
+            let stage = Select {
+                selector,
+                key_id: select_key_id,
+                keys: Arc::clone(&deps.keys),
+                policy: cfg.selection.clone(),
+                geo: Arc::clone(&deps.geo),
+                clock: Arc::clone(&deps.clock),
+                concerns: Arc::clone(&concerns),
+                metrics: Arc::clone(&metrics),
+                archive: archive_tx,
+                detect: detect_tx,
+                aggregate_every: Duration::from_secs(u64::from(
+                    cfg.selection.aggregate_bin_seconds,
+                ))
+                .min(cfg.archive.flush),
+            };
+            stages.push(spawn("sensor select", move || stage.run(ingest_rx))?);
+        }
+
+        // Sources.
+        let collector = if cfg.collector.listen.is_empty() {
+            None
+        } else {
+            Some(Collector::start(
+                &cfg.collector,
+                ingest_tx.clone(),
+                Arc::clone(&deps.clock),
+            )?)
+        };
+        let udp = collector
+            .as_ref()
+            .map(|c| c.local_addrs().to_vec())
+            .unwrap_or_default();
+        let files_pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut sources = Vec::new();
+        if !cfg.files.paths.is_empty() || !cfg.files.watch.is_empty() {
+            files_pending.store(cfg.files.paths.len(), Ordering::Relaxed);
+            let files = FileSource {
+                paths: cfg.files.paths.clone(),
+                watch: cfg.files.watch.clone(),
+                poll: cfg.files.poll,
+                format: cfg.files.format,
+                done_list: cfg.data_dir.join("inputs-read.txt"),
+                tx: ingest_tx.clone(),
+                metrics: Arc::clone(&metrics),
+                stop: Arc::clone(&stop),
+                pending: Arc::clone(&files_pending),
+            };
+            sources.push(spawn("sensor files", move || files.run())?);
+        }
+        // The reaper: expired files deleted on time, each deletion recorded (CI-5,
+        // invariant 4), then the keys no kept file needs retired.
+        {
+            let reaper = Reaper {
+                archive_dir: cfg.data_dir.join("archive"),
+                data_dir: cfg.data_dir.clone(),
+                every: cfg.archive.reap_every,
+                clock: Arc::clone(&deps.clock),
+                recorder: Arc::clone(&deps.recorder),
+                keys: Arc::clone(&deps.keys),
+                metrics: Arc::clone(&metrics),
+                stop: Arc::clone(&stop),
+            };
+            sources.push(spawn("sensor reaper", move || reaper.run())?);
+        }
+        let view = SensorView {
+            metrics,
+            collector: collector.as_ref().map(|c| c.stats().clone()),
+            concerns,
+        };
+        let http = if cfg.http.enabled {
+            Some(serve_http(
+                cfg.http.listen,
+                http_router(view.clone()).merge(extra),
+            )?)
+        } else {
+            None
+        };
+        tracing::info!(
+            udp = ?udp,
+            http = ?http.as_ref().map(|h| h.0),
+            files = cfg.files.paths.len(),
+            watched = cfg.files.watch.len(),
+            "sensor running"
+        );
+        Ok(Sensor {
+            view,
+            stop,
+            collector,
+            udp,
+            sources,
+            stages,
+            files_pending,
+            http,
+            ingest: Some(ingest_tx),
+        })
+    }
+
+    /// The UDP addresses bound (port 0 resolved).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp
+    }
+
+    /// The HTTP endpoint's address, if serving.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|h| h.0)
+    }
+
+    /// A view for status reports.
+    pub fn view(&self) -> SensorView {
+        self.view.clone()
+    }
+
+    /// Counters and the concern list now.
+    pub fn status(&self) -> Status {
+        self.view.status()
+    }
+
+    /// Whether every file named in `[files] paths` has been read (or failed).
+    pub fn files_done(&self) -> bool {
+        self.files_pending.load(Ordering::Relaxed) == 0
+    }
+
+    /// Stops the sources, drains the stages (closing the detection window and writing
+    /// the archive's buffers) and returns the final counters.
+    pub fn stop(mut self) -> Status {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(c) = self.collector.take() {
+            c.stop();
+        }
+        for t in self.sources.drain(..) {
+            t.join().ok();
+        }
+        drop(self.ingest.take());
+        // Every ingest sender is gone: the select stage drains and ends, and so on down.
+        for t in self.stages.drain(..) {
+            t.join().ok();
+        }
+        let status = self.view.status();
+        if let Some((_, tx, t)) = self.http.take() {
+            let _ = tx.send(());
+            t.join().ok();
+        }
+        tracing::info!(
+            records = status.counters.selection.seen,
+            files = status.counters.archive.files,
+            "sensor stopped"
+        );
+        status
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+fn centre(c: &CentreConfig, token: Option<String>) -> Result<(Centre, CentreConfig), RuntimeError> {
+    let token = token.filter(|t| !t.is_empty()).ok_or_else(|| {
+        RuntimeError::Config(format!(
+            "[centre] is configured but the token variable {} is not set",
+            c.token_env
+        ))
+    })?;
+    Ok((
+        Centre {
+            url: c.url.clone(),
+            token,
+            tlp: c.tlp,
+        },
+        c.clone(),
+    ))
+}
+
+fn detect_config(cfg: &SensorConfig) -> Result<DetectConfig, RuntimeError> {
+    let mut d = DetectConfig::default();
+    d.scan.profile = ScanProfile::parse(&cfg.detection.profile).ok_or_else(|| {
+        RuntimeError::Config(format!(
+            "detection.profile {:?}: use slips or telescope",
+            cfg.detection.profile
+        ))
+    })?;
+    if !cfg.detection.indicators.is_empty() {
+        let mut b = IndicatorSetBuilder::new();
+        for path in &cfg.detection.indicators {
+            let feed = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("indicators")
+                .to_owned();
+            let text = std::fs::read(path)
+                .map_err(io_err(format!("reading indicators {}", path.display())))?;
+            let head = String::from_utf8_lossy(text.get(..4096).unwrap_or(&text)).to_lowercase();
+            let n = if head.contains("dst_ip") || head.contains("abuse.ch") {
+                b.add_feodo_csv(&text[..], &feed)
+            } else {
+                b.add_drop_list(&text[..], &feed)
+            }
+            .map_err(|e| RuntimeError::Config(format!("indicators {}: {e}", path.display())))?;
+            tracing::info!(feed, n, "indicators loaded");
+        }
+        d.indicators = Arc::new(b.build());
+    }
+    Ok(d)
+}
+
+fn serve_http(
+    addr: SocketAddr,
+    router: Router,
+) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>, JoinHandle<()>), RuntimeError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(io_err(format!("listening on {addr}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(io_err(format!("listening on {addr}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io_err(format!("listening on {addr}")))?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io_err("starting the HTTP runtime"))?;
+    let t = spawn("sensor http", move || {
+        rt.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "HTTP endpoint failed");
+                    return;
+                }
+            };
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "HTTP endpoint failed");
+            }
+        });
+    })?;
+    Ok((local, tx, t))
+}
+
+// ---------------------------------------------------------------------------------------
+// Sources: files and watched directories.
+
+struct FileSource {
+    paths: Vec<PathBuf>,
+    watch: Vec<PathBuf>,
+    poll: Duration,
+    format: crate::files::FileFormat,
+    done_list: PathBuf,
+    tx: SyncSender<FlowBatch>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+    pending: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Why a file reader stopped early.
+#[derive(Debug, thiserror::Error)]
+enum Halt {
+    #[error("sensor stopping")]
+    Stopping,
+}
+
+struct Feed<'a> {
+    tx: &'a SyncSender<FlowBatch>,
+    metrics: &'a Metrics,
+    stop: &'a AtomicBool,
+}
+
+impl BatchSink for Feed<'_> {
+    type Error = Halt;
+    fn batch(&mut self, batch: &FlowBatch) -> Result<(), Halt> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(Halt::Stopping);
+        }
+        if batch.records.is_empty() {
+            return Ok(());
+        }
+        let n = batch.records.len() as u64;
+        // Files wait for room (nothing is lost); a stop interrupts the wait.
+        let mut item = batch.clone();
+        loop {
+            match self.tx.try_send(item) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) => {
+                    if self.stop.load(Ordering::Relaxed) {
+                        return Err(Halt::Stopping);
+                    }
+                    item = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(TrySendError::Disconnected(_)) => return Err(Halt::Stopping),
+            }
+        }
+        self.metrics.ingest.enqueued(n);
+        self.metrics.file_records.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl FileSource {
+    fn read(&self, path: &Path) -> bool {
+        let mut feed = Feed {
+            tx: &self.tx,
+            metrics: &self.metrics,
+            stop: &self.stop,
+        };
+        match read_file(path, self.format, &mut feed) {
+            Ok(()) => {
+                self.metrics.files_read.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(file = %path.display(), "file read");
+                true
+            }
+            Err(crate::files::ReadError::Sink(Halt::Stopping)) => false,
+            Err(e) => {
+                self.metrics.file_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "file input failed");
+                true
+            }
+        }
+    }
+
+    fn run(self) {
+        for p in &self.paths {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            self.read(p);
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.pending.store(0, Ordering::Relaxed);
+        if self.watch.is_empty() {
+            return;
+        }
+        // Files already read by an earlier run are not read again.
+        let mut done: BTreeSet<PathBuf> = std::fs::read_to_string(&self.done_list)
+            .unwrap_or_default()
+            .lines()
+            .map(PathBuf::from)
+            .collect();
+        let mut sizes: BTreeMap<PathBuf, u64> = BTreeMap::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            for dir in &self.watch {
+                let Ok(entries) = std::fs::read_dir(dir) else {
+                    continue;
+                };
+                let mut names: Vec<(PathBuf, u64)> = entries
+                    .flatten()
+                    .filter_map(|e| {
+                        let m = e.metadata().ok()?;
+                        m.is_file().then(|| (e.path(), m.len()))
+                    })
+                    .collect();
+                names.sort();
+                for (path, size) in names {
+                    if done.contains(&path) || self.stop.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    // Read only once the size held still over one poll.
+                    if sizes.insert(path.clone(), size) != Some(size) {
+                        continue;
+                    }
+                    if self.read(&path) {
+                        sizes.remove(&path);
+                        remember(&self.done_list, &path);
+                        done.insert(path);
+                    }
+                }
+            }
+            let until = Instant::now() + self.poll;
+            while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50).min(self.poll));
+            }
+        }
+    }
+}
+
+fn remember(list: &Path, path: &Path) {
+    use std::io::Write as _;
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+        .and_then(|mut f| writeln!(f, "{}", path.display()));
+    if let Err(e) = appended {
+        tracing::warn!(error = %e, list = %list.display(), "cannot note a file as read");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Pseudonymise + select.
+
+enum ToArchive {
+    Flows(String, Vec<FlowRecord>),
+    Aggregates(String, Vec<ServerAggregate>),
+}
+
+struct Select {
+    selector: Selector,
+    key_id: String,
+    keys: Arc<dyn KeySource>,
+    policy: mamori_flow::SelectionPolicy,
+    geo: Arc<GeoTable>,
+    clock: Arc<dyn Clock>,
+    concerns: Arc<Concerns>,
+    metrics: Arc<Metrics>,
+    archive: SyncSender<ToArchive>,
+    detect: Option<SyncSender<Vec<FlowRecord>>>,
+    aggregate_every: Duration,
+}
+
+impl Select {
+    fn run(mut self, rx: Receiver<FlowBatch>) {
+        let mut last_key_check = Instant::now();
+        let mut last_flush = Instant::now();
+        let mut observed: Vec<FlowRecord> = Vec::new();
+        loop {
+            let msg = rx.recv_timeout(Duration::from_millis(200));
+            let now = self.clock.now();
+            if last_key_check.elapsed() >= Duration::from_secs(1) {
+                last_key_check = Instant::now();
+                self.check_key(now);
+            }
+            match msg {
+                Ok(mut batch) => {
+                    let n = batch.records.len() as u64;
+                    self.metrics.ingest.dequeued(n);
+                    let concerns = self.concerns.current();
+                    observed.clear();
+                    let sink = self.detect.is_some().then_some(&mut observed);
+                    let counts = self.selector.process_observed(
+                        &mut batch,
+                        &self.geo,
+                        &concerns,
+                        now.timestamp_millis(),
+                        sink,
+                    );
+                    if let Ok(mut s) = self.metrics.selection.lock() {
+                        s.merge(&counts);
+                    }
+                    if !batch.records.is_empty() {
+                        let kept = std::mem::take(&mut batch.records);
+                        let k = kept.len() as u64;
+                        hand_on(
+                            &self.archive,
+                            &self.metrics.archive_queue,
+                            ToArchive::Flows(self.key_id.clone(), kept),
+                            k,
+                        );
+                    }
+                    if let Some(tx) = &self.detect
+                        && !observed.is_empty()
+                    {
+                        let cap = observed.capacity();
+                        let feed = std::mem::replace(&mut observed, Vec::with_capacity(cap));
+                        let k = feed.len() as u64;
+                        hand_on(tx, &self.metrics.detect_queue, feed, k);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush_aggregates();
+                    return;
+                }
+            }
+            if last_flush.elapsed() >= self.aggregate_every
+                || self.selector.aggregate_count() >= self.policy.max_aggregates / 2
+            {
+                last_flush = Instant::now();
+                self.flush_aggregates();
+            }
+        }
+    }
+
+    fn check_key(&mut self, now: Timestamp) {
+        let (id, key) = self.keys.key_for(now);
+        if id == self.key_id {
+            return;
+        }
+        match Selector::new(self.policy.clone(), &key) {
+            Ok(s) => {
+                // Aggregates counted distinct clients under the old key: out they go first.
+                self.flush_aggregates();
+                self.selector = s;
+                tracing::info!(key_id = %id, "pseudonym key changed");
+                self.key_id = id;
+                self.metrics.key_rotations.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot use the new pseudonym key"),
+        }
+    }
+
+    fn flush_aggregates(&mut self) {
+        if self.selector.aggregate_count() == 0 {
+            return;
+        }
+        let aggs = self.selector.take_aggregates();
+        let n = aggs.len() as u64;
+        self.metrics.aggregates.fetch_add(n, Ordering::Relaxed);
+        // Aggregates are few and precious (broad first): wait for room rather than drop.
+        match self
+            .archive
+            .send(ToArchive::Aggregates(self.key_id.clone(), aggs))
+        {
+            Ok(()) => self.metrics.archive_queue.enqueued(n),
+            Err(_) => self.metrics.archive_queue.dropped(n),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Archive.
+
+fn archiver(
+    rx: Receiver<ToArchive>,
+    mut writer: ArchiveWriter,
+    mut key_id: String,
+    flush: Duration,
+    max_rows: usize,
+    m: &Metrics,
+) {
+    let mut flows: Vec<FlowRecord> = Vec::new();
+    let mut aggs: Vec<ServerAggregate> = Vec::new();
+    let mut last = Instant::now();
+    let write = |writer: &mut ArchiveWriter,
+                 flows: &mut Vec<FlowRecord>,
+                 aggs: &mut Vec<ServerAggregate>| {
+        for (kind, result, rows) in [
+            ("flows", writer.write_flows(flows), flows.len()),
+            ("aggregates", writer.write_aggregates(aggs), aggs.len()),
+        ] {
+            match result {
+                Ok(files) => {
+                    for f in files {
+                        let bytes = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
+                        m.archive_files.fetch_add(1, Ordering::Relaxed);
+                        m.archive_bytes.fetch_add(bytes, Ordering::Relaxed);
+                        let counter = if kind == "flows" {
+                            &m.archive_flow_rows
+                        } else {
+                            &m.archive_aggregate_rows
+                        };
+                        counter.fetch_add(f.records, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    m.archive_errors.fetch_add(1, Ordering::Relaxed);
+                    m.archive_lost_rows
+                        .fetch_add(rows as u64, Ordering::Relaxed);
+                    tracing::error!(error = %e, kind, rows, "archive write failed");
+                }
+            }
+        }
+        flows.clear();
+        aggs.clear();
+    };
+    loop {
+        let msg = rx.recv_timeout(Duration::from_millis(500));
+        match msg {
+            Ok(msg) => {
+                let (id, rows) = match &msg {
+                    ToArchive::Flows(id, r) => (id, r.len()),
+                    ToArchive::Aggregates(id, a) => (id, a.len()),
+                };
+                m.archive_queue.dequeued(rows as u64);
+                if *id != key_id {
+                    // One key per file: what was buffered under the old key goes first.
+                    write(&mut writer, &mut flows, &mut aggs);
+                    key_id = id.clone();
+                    writer.set_pseudonym_key_id(Some(key_id.clone()));
+                }
+                match msg {
+                    ToArchive::Flows(_, r) => flows.extend(r),
+                    ToArchive::Aggregates(_, a) => aggs.extend(a),
+                }
+                if flows.len() + aggs.len() >= max_rows {
+                    write(&mut writer, &mut flows, &mut aggs);
+                    last = Instant::now();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                write(&mut writer, &mut flows, &mut aggs);
+                return;
+            }
+        }
+        if last.elapsed() >= flush {
+            write(&mut writer, &mut flows, &mut aggs);
+            last = Instant::now();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Detection on time windows, the concern list, and posting.
+
+struct Detection {
+    cfg: DetectConfig,
+    window_ms: i64,
+    idle_close: Duration,
+    min_score: f64,
+    concern_expiry: chrono::Duration,
+    side: Selector,
+    unknown_is_foreign: bool,
+    geo: Arc<GeoTable>,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<dyn Recorder>,
+    concerns: Arc<Concerns>,
+    metrics: Arc<Metrics>,
+    post: Option<SyncSender<Vec<Finding>>>,
+}
+
+fn record_time(r: &FlowRecord) -> i64 {
+    if r.start_ms != 0 {
+        r.start_ms
+    } else {
+        r.end_ms
+    }
+}
+
+impl Detection {
+    fn run(self, rx: Receiver<Vec<FlowRecord>>) {
+        let mut window: Option<(i64, Detectors)> = None;
+        let mut last_record = Instant::now();
+        let mut last_expiry = Instant::now();
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(records) => {
+                    self.metrics.detect_queue.dequeued(records.len() as u64);
+                    self.metrics
+                        .detect_records
+                        .fetch_add(records.len() as u64, Ordering::Relaxed);
+                    last_record = Instant::now();
+                    for r in &records {
+                        let w = record_time(r).div_euclid(self.window_ms);
+                        match &mut window {
+                            Some((cur, _)) if w > *cur => {
+                                if let Some((start, d)) = window.take() {
+                                    self.close(start, d);
+                                }
+                                window = Some((w, Detectors::new(&self.cfg)));
+                            }
+                            Some((cur, _)) if w < *cur => {
+                                self.metrics
+                                    .detect_late_records
+                                    .fetch_add(1, Ordering::Relaxed);
+                            }
+                            Some(_) => {}
+                            None => window = Some((w, Detectors::new(&self.cfg))),
+                        }
+                        if let Some((_, d)) = &mut window {
+                            d.observe(r);
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if last_record.elapsed() >= self.idle_close
+                        && let Some((start, d)) = window.take()
+                    {
+                        self.close(start, d);
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    if let Some((start, d)) = window.take() {
+                        self.close(start, d);
+                    }
+                    return;
+                }
+            }
+            if last_expiry.elapsed() >= Duration::from_secs(1) {
+                last_expiry = Instant::now();
+                self.expire();
+            }
+        }
+    }
+
+    fn is_foreign(&self, addr: IpAddr) -> bool {
+        match self.side.side(addr, &self.geo) {
+            Side::Foreign => true,
+            Side::Unknown => self.unknown_is_foreign,
+            Side::Subscriber | Side::Domestic => false,
+        }
+    }
+
+    fn close(&self, window: i64, detectors: Detectors) {
+        let records = detectors.records();
+        let findings = detectors.finish();
+        self.metrics.detect_windows.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .findings
+            .fetch_add(findings.len() as u64, Ordering::Relaxed);
+        let reported: Vec<Finding> = findings
+            .into_iter()
+            .filter(|f| f.score >= self.min_score)
+            .collect();
+        self.metrics
+            .findings_reported
+            .fetch_add(reported.len() as u64, Ordering::Relaxed);
+        let start = from_millis(window.saturating_mul(self.window_ms))
+            .map(mamori_core::time::rfc3339)
+            .unwrap_or_default();
+        tracing::info!(window = %start, records, findings = reported.len(), "detection window closed");
+        for f in &reported {
+            // Addresses here are foreign servers in clear, or pseudonyms: never a
+            // subscriber in clear (the select stage pseudonymised before detection).
+            tracing::info!(
+                kind = f.kind.as_str(),
+                address = %f.address,
+                port = f.port,
+                proto = f.proto,
+                score = f.score,
+                "finding"
+            );
+            // Deep collection only for foreign ends: a pseudonym is no server to follow.
+            if self.is_foreign(f.address) {
+                let reason = format!(
+                    "{} {}:{}/{} score {:.3} (window {start})",
+                    f.kind.as_str(),
+                    f.address,
+                    f.port,
+                    f.proto,
+                    f.score
+                );
+                self.list(f.address, reason);
+            }
+        }
+        if let Some(tx) = &self.post
+            && !reported.is_empty()
+        {
+            let n = reported.len() as u64;
+            hand_on(tx, &self.metrics.post_queue, reported, n);
+        }
+    }
+
+    /// Puts `server` on the concern list (or renews it), recording the act first.
+    fn list(&self, server: IpAddr, reason: String) {
+        let now = self.clock.now();
+        let Some(expires_at) = now.checked_add_signed(self.concern_expiry) else {
+            return;
+        };
+        let Ok(mut listed) = self.concerns.listed.lock() else {
+            return;
+        };
+        if listed
+            .get(&server)
+            .is_some_and(|c| c.expires_ms >= expires_at.timestamp_millis() - 60_000)
+        {
+            return; // listed and fresh: nothing to change
+        }
+        let entry = Entry::new(
+            now,
+            actor(),
+            Act::ConcernListed {
+                server: server.to_string(),
+                reason: reason.clone(),
+                expires_at,
+            },
+        );
+        if let Err(e) = self.recorder.record(&[entry]) {
+            self.metrics
+                .concern_record_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, %server, "concern not listed: recording failed");
+            return;
+        }
+        listed.insert(
+            server,
+            ListedConcern {
+                server,
+                reason,
+                expires_at: mamori_core::time::rfc3339(expires_at),
+                expires_ms: expires_at.timestamp_millis(),
+            },
+        );
+        self.concerns.publish(&listed);
+        self.metrics.concerns_listed.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .concerns_active
+            .store(listed.len() as u64, Ordering::Relaxed);
+        tracing::info!(%server, expires_at = %mamori_core::time::rfc3339(expires_at), "concern listed");
+    }
+
+    /// Ends expired concerns, recording each first.
+    fn expire(&self) {
+        let now = self.clock.now();
+        let now_ms = now.timestamp_millis();
+        let Ok(mut listed) = self.concerns.listed.lock() else {
+            return;
+        };
+        let expired: Vec<IpAddr> = listed
+            .values()
+            .filter(|c| c.expires_ms <= now_ms)
+            .map(|c| c.server)
+            .collect();
+        if expired.is_empty() {
+            return;
+        }
+        for server in expired {
+            let entry = Entry::new(
+                now,
+                actor(),
+                Act::ConcernEnded {
+                    server: server.to_string(),
+                    reason: "expired".to_owned(),
+                },
+            );
+            if let Err(e) = self.recorder.record(&[entry]) {
+                // Kept listed (it no longer matches: the select stage checks expiry) and
+                // retried next second, so the end is recorded before it is removed.
+                self.metrics
+                    .concern_record_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, %server, "concern end not recorded; retrying");
+                continue;
+            }
+            listed.remove(&server);
+            self.metrics.concerns_ended.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%server, "concern ended (expired)");
+        }
+        self.concerns.publish(&listed);
+        self.metrics
+            .concerns_active
+            .store(listed.len() as u64, Ordering::Relaxed);
+    }
+}
+
+fn poster(
+    rx: Receiver<Vec<Finding>>,
+    centre: &Centre,
+    cfg: &CentreConfig,
+    m: &Metrics,
+    stop: &AtomicBool,
+) {
+    for findings in rx {
+        let n = findings.len() as u64;
+        m.post_queue.dequeued(n);
+        let mut backoff = Duration::from_secs(1);
+        let mut attempt = 1;
+        loop {
+            match post(centre, &findings, cfg.timeout) {
+                Ok(sent) => {
+                    m.findings_posted.fetch_add(sent, Ordering::Relaxed);
+                    tracing::info!(findings = sent, tlp = %centre.tlp, "findings posted to the centre");
+                    break;
+                }
+                Err(e) => {
+                    m.post_attempt_errors.fetch_add(1, Ordering::Relaxed);
+                    // Stopping: one more try at most, no long waits.
+                    let give_up = !e.retryable()
+                        || attempt >= cfg.max_attempts
+                        || (stop.load(Ordering::Relaxed) && attempt >= 2);
+                    if give_up {
+                        m.findings_post_failed.fetch_add(n, Ordering::Relaxed);
+                        tracing::warn!(error = %e, findings = n, attempt, "findings not posted");
+                        break;
+                    }
+                    tracing::warn!(error = %e, attempt, retry_in = ?backoff, "posting findings failed; retrying");
+                    let until = Instant::now() + backoff;
+                    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(60));
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_the_whole_batch_and_counts_it_without_waiting() {
+        let (tx, rx) = sync_channel::<Vec<u32>>(1);
+        let q = QueueStats::new("detect", 1);
+        hand_on(&tx, &q, vec![1, 2, 3], 3);
+        let t = Instant::now();
+        hand_on(&tx, &q, vec![4, 5], 2);
+        assert!(t.elapsed() < Duration::from_millis(100));
+        assert_eq!(q.enqueued_records.load(Ordering::Relaxed), 3);
+        assert_eq!(q.dropped_batches.load(Ordering::Relaxed), 1);
+        assert_eq!(q.dropped_records.load(Ordering::Relaxed), 2);
+        assert_eq!(rx.recv().unwrap(), vec![1, 2, 3]);
+    }
+
+    fn finding() -> Finding {
+        Finding {
+            kind: mamori_core::finding::FindingKind::Beacon,
+            address: "192.0.2.1".parse().unwrap(),
+            port: 443,
+            proto: 6,
+            score: 0.9,
+            first_seen: 0,
+            last_seen: 1,
+            clients: mamori_core::finding::Clients::default(),
+            evidence: mamori_core::finding::Evidence::Beacon(Default::default()),
+            feed: None,
+        }
+    }
+
+    #[test]
+    fn an_unreachable_centre_is_retried_then_counted_as_failed() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = CentreConfig {
+            url: format!("http://127.0.0.1:{port}"),
+            token_env: "X".into(),
+            tlp: mamori_core::Tlp::Amber,
+            max_attempts: 2,
+            timeout: Duration::from_secs(2),
+        };
+        let centre = Centre {
+            url: cfg.url.clone(),
+            token: "t".into(),
+            tlp: cfg.tlp,
+        };
+        let m = Metrics::new(1, 1, 1, 1);
+        let (tx, rx) = sync_channel(1);
+        tx.send(vec![finding(), finding()]).unwrap();
+        drop(tx);
+        poster(rx, &centre, &cfg, &m, &AtomicBool::new(false));
+        assert_eq!(m.post_attempt_errors.load(Ordering::Relaxed), 2);
+        assert_eq!(m.findings_post_failed.load(Ordering::Relaxed), 2);
+        assert_eq!(m.findings_posted.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_centre_without_its_token_is_refused_at_start() {
+        let c = CentreConfig {
+            url: "http://127.0.0.1:1".into(),
+            token_env: "MAMORI_SENSOR_TOKEN".into(),
+            tlp: mamori_core::Tlp::Amber,
+            max_attempts: 1,
+            timeout: Duration::from_secs(1),
+        };
+        let e = centre(&c, None).unwrap_err();
+        assert!(e.to_string().contains("MAMORI_SENSOR_TOKEN"), "{e}");
+        assert!(centre(&c, Some("t".into())).is_ok());
+    }
+}

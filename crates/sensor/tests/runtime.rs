@@ -1,0 +1,572 @@
+#![allow(clippy::unwrap_used)]
+//! The sensor runtime end to end on the real captures (issue 6 part 5, issue 7 part 3;
+//! REQUIREMENTS CI-2, CI-4, CI-5, CI-11; DESIGN invariants 1–4): NetFlow v9 / IPFIX
+//! exports replayed over loopback UDP, and flow files, through pseudonymise → select →
+//! detect → archive. Checked: no clear non-foreign address in anything written or served,
+//! domestic↔domestic flows never reach disk and are counted per reason, the beacon of
+//! test-cc-capture-1 is found and put on the concern list (recorded first), after which
+//! its flows are kept per record; concern expiry is recorded; one pseudonym key per file.
+
+#[path = "../../flow/tests/common/mod.rs"]
+mod common;
+
+use mamori_core::entry::{Act, Entry};
+use mamori_core::time::ManualClock;
+use mamori_flow::{
+    Datagram, DatagramDecoder, ExportDecoder, FlowBatch, GeoTable, GeoTableBuilder, Side,
+};
+use mamori_sensor::archive::{PSEUDONYM_KEY_ID_KEY, file_metadata, read_aggregates, read_flows};
+use mamori_sensor::config::SensorConfig;
+use mamori_sensor::record::Recorder;
+use mamori_sensor::runtime::{Deps, KeySource, Sensor, StaticKey, Status};
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BEACON: &str = "141.193.213.21";
+/// The captures' own networks play the carrier's subscribers: the lab's private ranges,
+/// CTU's 147.32.0.0/16 (test-cc-capture-1's client) and pmacct's 138.187.0.0/16.
+const SUBSCRIBERS: &str = r#"subscriber_prefixes = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "147.32.0.0/16", "138.187.0.0/16"]"#;
+const V9: &str =
+    "netflow/derived-softflowd-from-test-cc-capture-1/softflowd-netflow-v9-export.pcap";
+const IPFIX: &str = "netflow/derived-softflowd-from-test-cc-capture-1/softflowd-ipfix-export.pcap";
+
+#[derive(Default)]
+struct MemRecorder {
+    entries: Mutex<Vec<Entry>>,
+    fail: AtomicBool,
+}
+
+impl Recorder for MemRecorder {
+    fn record(&self, entries: &[Entry]) -> std::io::Result<u64> {
+        if self.fail.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("ledger unavailable"));
+        }
+        let mut e = self.entries.lock().unwrap();
+        e.extend_from_slice(entries);
+        Ok(e.len() as u64 - entries.len() as u64)
+    }
+}
+
+fn geo() -> Option<GeoTable> {
+    let root = common::test_data("geo")?;
+    let mut b = GeoTableBuilder::new();
+    b.add_rir_delegations(
+        File::open(root.join("apnic-delegated-2010/delegated-apnic-latest")).unwrap(),
+    )
+    .unwrap();
+    for country in ["jp", "us", "cn", "kr", "ru"] {
+        for family in ["ipv4", "ipv6"] {
+            let path = root
+                .join("country-ip-blocks")
+                .join(family)
+                .join(format!("{country}.cidr"));
+            b.add_cidr_list(File::open(path).unwrap(), country.parse().unwrap())
+                .unwrap();
+        }
+    }
+    Some(b.build())
+}
+
+fn config(dir: &Path, udp: bool, files: &[PathBuf], watch: &[PathBuf]) -> SensorConfig {
+    let mut text = format!(
+        "data_dir = {dir:?}\n[collector]\nlisten = {listen}\nflush_ms = 20\n[files]\npaths = {files:?}\nwatch = {watch:?}\npoll = \"1s\"\n[selection]\n{SUBSCRIBERS}\n[detection]\nwindow = \"1d\"\nidle_close = \"1s\"\n[archive]\nflush = \"1h\"\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        listen = if udp { "[\"127.0.0.1:0\"]" } else { "[]" },
+    );
+    text.push_str("[queues]\ningest = 4096\n");
+    SensorConfig::from_toml(&text).unwrap()
+}
+
+fn start(
+    cfg: &SensorConfig,
+    geo: GeoTable,
+    keys: Arc<dyn KeySource>,
+    rec: Arc<MemRecorder>,
+    clock: Arc<ManualClock>,
+) -> Sensor {
+    Sensor::start(
+        cfg,
+        Deps {
+            clock,
+            keys,
+            recorder: rec,
+            geo: Arc::new(geo),
+            centre_token: None,
+        },
+    )
+    .unwrap()
+}
+
+fn static_key() -> Arc<dyn KeySource> {
+    Arc::new(StaticKey {
+        id: "test-key-1".into(),
+        key: mamori_flow::CryptoPanKey::from_bytes([42; 32]),
+    })
+}
+
+fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A minimal HTTP/1.1 GET (the endpoint is ours; no client library needed).
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    #[allow(clippy::disallowed_methods)] // bounded by take()
+    s.take(1 << 20).read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+fn replay(to: SocketAddr, datagrams: &[common::Udp]) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for (i, d) in datagrams.iter().enumerate() {
+        sock.send_to(&d.payload, to).unwrap();
+        if i % 32 == 31 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Every flow address of the input that is not foreign under the test's policy: none
+/// of these may appear in clear in any output.
+fn non_foreign(records: &[mamori_flow::FlowRecord], geo: &GeoTable) -> BTreeSet<IpAddr> {
+    let policy = mamori_flow::SelectionPolicy::from_toml(SUBSCRIBERS).unwrap();
+    let s = mamori_flow::Selector::new(policy, &mamori_flow::CryptoPanKey::from_bytes([0; 32]))
+        .unwrap();
+    records
+        .iter()
+        .flat_map(|r| [r.src_addr, r.dst_addr])
+        .filter(|a| s.side(*a, geo) != Side::Foreign)
+        .collect()
+}
+
+fn decode(datagrams: &[common::Udp]) -> Vec<mamori_flow::FlowRecord> {
+    let mut d = ExportDecoder::default();
+    let mut b = FlowBatch::default();
+    for u in datagrams {
+        d.decode(Datagram::new(u.src, u.ts_ms, &u.payload), &mut b);
+    }
+    b.records
+}
+
+fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn parquet_files(dir: &Path, kind: &str) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    let root = dir.join("archive").join(kind);
+    if root.exists() {
+        all_files(&root, &mut v);
+    }
+    v.retain(|p| p.extension().is_some_and(|e| e == "parquet"));
+    v
+}
+
+/// Checks every output for a clear non-foreign address: the rows of every Parquet file
+/// (read back), the raw bytes of every file in the data directory, and the served texts.
+fn assert_no_clear(dir: &Path, texts: &[&str], forbidden: &BTreeSet<IpAddr>) {
+    let mut files = Vec::new();
+    all_files(dir, &mut files);
+    let mut raw = Vec::new();
+    for f in &files {
+        raw.push(std::fs::read(f).unwrap());
+    }
+    for a in forbidden {
+        let needle = a.to_string();
+        for t in texts {
+            assert!(
+                !contains_addr(t, &needle),
+                "{needle} in clear in a served text"
+            );
+        }
+        for (f, bytes) in files.iter().zip(&raw) {
+            assert!(
+                !contains_addr(&String::from_utf8_lossy(bytes), &needle),
+                "{needle} in clear in {}",
+                f.display()
+            );
+        }
+    }
+    for f in parquet_files(dir, "flows") {
+        for r in read_flows(&f).unwrap() {
+            for a in [r.src_addr, r.dst_addr] {
+                assert!(!forbidden.contains(&a), "{a} in clear in {}", f.display());
+            }
+        }
+    }
+    for f in parquet_files(dir, "aggregates") {
+        for a in read_aggregates(&f).unwrap() {
+            assert!(!forbidden.contains(&a.server), "{} in clear", a.server);
+        }
+    }
+}
+
+/// `needle` as a whole address in `hay` (not as the prefix of a longer one).
+fn contains_addr(hay: &str, needle: &str) -> bool {
+    hay.match_indices(needle).any(|(i, _)| {
+        let before = hay[..i].chars().next_back();
+        let after = hay[i + needle.len()..].chars().next();
+        let part =
+            |c: Option<char>| c.is_some_and(|c| c.is_ascii_hexdigit() || c == '.' || c == ':');
+        !part(before) && !part(after)
+    })
+}
+
+fn status(s: &Sensor) -> Status {
+    s.status()
+}
+
+#[test]
+fn udp_replay_finds_the_beacon_lists_it_recorded_then_keeps_its_flows_and_ends_it_on_expiry() {
+    let (Some(geo), Some(v9), Some(ipfix)) =
+        (geo(), common::test_data(V9), common::test_data(IPFIX))
+    else {
+        return;
+    };
+    let v9 = common::udp_datagrams(&v9);
+    let ipfix = common::udp_datagrams(&ipfix);
+    let mut input = decode(&v9);
+    input.extend(decode(&ipfix));
+    let forbidden = non_foreign(&input, &geo);
+    // The beacon's client, a subscriber here.
+    let client: IpAddr = "147.32.80.37".parse().unwrap();
+    assert!(forbidden.contains(&client), "{forbidden:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )));
+    let cfg = config(dir.path(), true, &[], &[]);
+    let sensor = start(
+        &cfg,
+        geo.clone(),
+        static_key(),
+        Arc::clone(&rec),
+        Arc::clone(&clock),
+    );
+    let udp = sensor.udp_addrs()[0];
+    let http = sensor.http_addr().unwrap();
+
+    // 1. Broad first: the beacon's flows are aggregated, not kept, until it is found.
+    replay(udp, &v9);
+    wait_until(
+        "the beacon on the concern list",
+        Duration::from_secs(30),
+        || status(&sensor).counters.concerns.listed >= 1,
+    );
+    let s = status(&sensor);
+    assert_eq!(s.counters.selection.kept_per_flow, 0);
+    assert!(s.counters.detection.windows >= 1);
+    let beacon: IpAddr = BEACON.parse().unwrap();
+    assert!(
+        s.concern_list.iter().any(|c| c.server == beacon),
+        "{:?}",
+        s.concern_list
+    );
+    {
+        let entries = rec.entries.lock().unwrap();
+        assert!(entries.iter().any(|e| matches!(&e.act, Act::ConcernListed { server, reason, .. } if server == BEACON && (reason.starts_with("beacon") || reason.starts_with("c2")))), "{entries:?}");
+    }
+    // Every record was seen; the exporter is counted.
+    let exporters = &s.counters.exporters;
+    assert_eq!(exporters["127.0.0.1"].datagrams, v9.len() as u64);
+
+    // 2. Deep on concern: the same traffic again (as IPFIX) is now kept per flow.
+    let seen_before = s.counters.selection.seen;
+    replay(udp, &ipfix);
+    wait_until(
+        "the IPFIX replay through selection",
+        Duration::from_secs(30),
+        || {
+            let s = status(&sensor).counters;
+            s.selection.seen >= seen_before + decode(&ipfix).len() as u64
+        },
+    );
+    let metrics = http_get(http, "/metrics");
+    let status_json = http_get(http, "/status");
+    assert!(
+        metrics.contains("mamori_sensor_selection_dropped_total{reason=\"domestic_domestic\"}")
+    );
+    let v: serde_json::Value = serde_json::from_str(&status_json).unwrap();
+    assert!(v["selection"]["kept_per_flow"].as_u64().unwrap() > 0, "{v}");
+
+    // 3. Expiry: once the second window has closed (it renews nothing: the listing is
+    // fresh), the clock passes the concern's end; the end is recorded, the list empties.
+    wait_until("the second window", Duration::from_secs(30), || {
+        status(&sensor).counters.detection.windows >= 2
+    });
+    assert_eq!(status(&sensor).counters.concerns.listed, 1);
+    clock.advance(chrono::Duration::days(8));
+    wait_until("the concern to end", Duration::from_secs(10), || {
+        status(&sensor).counters.concerns.ended >= 1
+    });
+    let end = sensor.stop();
+    assert_eq!(end.counters.concerns.active, 0);
+    assert!(end.concern_list.is_empty());
+    {
+        let entries = rec.entries.lock().unwrap();
+        let listed = entries
+            .iter()
+            .position(|e| matches!(&e.act, Act::ConcernListed { server, .. } if server == BEACON))
+            .unwrap();
+        let ended = entries
+            .iter()
+            .position(|e| matches!(&e.act, Act::ConcernEnded { server, .. } if server == BEACON))
+            .unwrap();
+        assert!(listed < ended);
+    }
+
+    // The kept records are the beacon's, with the client pseudonymised.
+    let flows = parquet_files(dir.path(), "flows");
+    assert!(!flows.is_empty());
+    let mut kept = 0;
+    for f in &flows {
+        assert_eq!(
+            file_metadata(f).unwrap()[PSEUDONYM_KEY_ID_KEY],
+            "test-key-1"
+        );
+        for r in read_flows(f).unwrap() {
+            assert!(r.src_addr == beacon || r.dst_addr == beacon, "{r:?}");
+            kept += 1;
+        }
+    }
+    assert_eq!(kept, end.counters.selection.kept_per_flow);
+    assert_eq!(kept, end.counters.archive.flow_rows);
+    assert!(!parquet_files(dir.path(), "aggregates").is_empty());
+    assert_no_clear(dir.path(), &[&metrics, &status_json], &forbidden);
+}
+
+fn read_all(paths: &[PathBuf]) -> Vec<mamori_flow::FlowRecord> {
+    struct All(Vec<mamori_flow::FlowRecord>);
+    impl mamori_sensor::files::BatchSink for All {
+        type Error = std::convert::Infallible;
+        fn batch(&mut self, b: &FlowBatch) -> Result<(), Self::Error> {
+            self.0.extend_from_slice(&b.records);
+            Ok(())
+        }
+    }
+    let mut all = All(Vec::new());
+    for p in paths {
+        mamori_sensor::files::read_file(p, Default::default(), &mut all).unwrap();
+    }
+    all.0
+}
+
+#[test]
+fn file_inputs_pcap_binetflow_and_pmacct_exports_never_write_domestic_pairs_or_clear_subscribers() {
+    let rels = [
+        "pcap/slips-test-cc/test-cc-capture-1.pcap",
+        "botnet/slips-argus-binetflow/test3-mixed.binetflow",
+        "netflow/pmacct-tests/100-IPFIXv10-CISCO/traffic-00.pcap",
+        "netflow/pmacct-tests/101-NFv9-CISCO-cust_primitives/traffic-00.pcap",
+    ];
+    let Some(geo) = geo() else { return };
+    let mut paths = Vec::new();
+    for r in rels {
+        let Some(p) = common::test_data(r) else {
+            return;
+        };
+        paths.push(p);
+    }
+    let input = read_all(&paths);
+    let forbidden = non_foreign(&input, &geo);
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )));
+    let cfg = config(dir.path(), false, &paths, &[]);
+    let sensor = start(&cfg, geo.clone(), static_key(), rec, clock);
+    let http = sensor.http_addr().unwrap();
+    wait_until("files read", Duration::from_secs(60), || {
+        sensor.files_done()
+    });
+    wait_until("all records selected", Duration::from_secs(30), || {
+        status(&sensor).counters.selection.seen == input.len() as u64
+    });
+    let metrics = http_get(http, "/metrics");
+    let status_json = http_get(http, "/status");
+    let end = sensor.stop();
+    let c = &end.counters;
+    assert_eq!(c.files_read, paths.len() as u64);
+    assert_eq!(c.file_records, input.len() as u64);
+    // pmacct's captures are all domestic↔domestic under this policy: counted, dropped.
+    assert!(
+        c.selection.dropped["domestic_domestic"] > 0,
+        "{:?}",
+        c.selection
+    );
+    assert_eq!(
+        c.selection.seen,
+        c.selection.dropped.values().sum::<u64>()
+            + c.selection.aggregated
+            + c.selection.kept_per_flow
+    );
+    assert!(c.archive.aggregate_rows > 0);
+    // Nothing domestic↔domestic on disk: every aggregate's server is foreign.
+    let policy = mamori_flow::SelectionPolicy::from_toml(SUBSCRIBERS).unwrap();
+    let sel = mamori_flow::Selector::new(policy, &mamori_flow::CryptoPanKey::from_bytes([0; 32]))
+        .unwrap();
+    for f in parquet_files(dir.path(), "aggregates") {
+        for a in read_aggregates(&f).unwrap() {
+            assert_eq!(sel.side(a.server, &geo), Side::Foreign, "{a:?}");
+        }
+    }
+    assert!(metrics.contains(&format!("mamori_sensor_file_records_total {}", input.len())));
+    assert_no_clear(dir.path(), &[&metrics, &status_json], &forbidden);
+}
+
+#[test]
+fn a_concern_whose_recording_fails_is_not_listed_and_its_flows_stay_aggregated() {
+    let (Some(geo), Some(v9)) = (geo(), common::test_data(V9)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    rec.fail.store(true, Ordering::Relaxed);
+    let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )));
+    let cfg = config(dir.path(), false, &[v9.clone(), v9], &[]);
+    let sensor = start(&cfg, geo, static_key(), Arc::clone(&rec), clock);
+    wait_until("a failed recording", Duration::from_secs(30), || {
+        status(&sensor).counters.concerns.record_failures >= 1
+    });
+
+    let end = sensor.stop();
+    assert_eq!(end.counters.concerns.listed, 0);
+    assert!(end.concern_list.is_empty());
+    assert_eq!(end.counters.selection.kept_per_flow, 0);
+    assert!(rec.entries.lock().unwrap().is_empty());
+}
+
+/// Switches keys when told.
+struct TwoKeys(AtomicBool);
+impl KeySource for TwoKeys {
+    fn key_for(&self, _now: mamori_core::Timestamp) -> (String, mamori_flow::CryptoPanKey) {
+        if self.0.load(Ordering::Relaxed) {
+            ("k2".into(), mamori_flow::CryptoPanKey::from_bytes([2; 32]))
+        } else {
+            ("k1".into(), mamori_flow::CryptoPanKey::from_bytes([1; 32]))
+        }
+    }
+}
+
+#[test]
+fn a_key_change_starts_new_files_each_naming_its_key_and_watched_files_are_picked_up() {
+    let (Some(geo), Some(binetflow)) = (
+        geo(),
+        common::test_data("botnet/slips-argus-binetflow/test3-mixed.binetflow"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let watch = dir.path().join("incoming");
+    std::fs::create_dir(&watch).unwrap();
+    let keys = Arc::new(TwoKeys(AtomicBool::new(false)));
+    let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )));
+    let mut cfg = config(
+        &dir.path().join("data"),
+        false,
+        &[],
+        std::slice::from_ref(&watch),
+    );
+    cfg.detection.enabled = false;
+    let sensor = start(
+        &cfg,
+        geo,
+        keys.clone(),
+        Arc::new(MemRecorder::default()),
+        clock,
+    );
+    std::fs::copy(&binetflow, watch.join("a.binetflow")).unwrap();
+    wait_until("the first watched file", Duration::from_secs(30), || {
+        status(&sensor).counters.files_read == 1
+    });
+    let first = status(&sensor).counters.file_records;
+    wait_until(
+        "selection of the first file",
+        Duration::from_secs(30),
+        || status(&sensor).counters.selection.seen == first,
+    );
+    keys.0.store(true, Ordering::Relaxed);
+    wait_until("the key change", Duration::from_secs(30), || {
+        status(&sensor).counters.key_rotations == 1
+    });
+    std::fs::copy(&binetflow, watch.join("b.binetflow")).unwrap();
+    wait_until("the second watched file", Duration::from_secs(30), || {
+        status(&sensor).counters.files_read == 2
+    });
+    let end = sensor.stop();
+    assert_eq!(end.counters.file_records, 2 * first);
+    let mut ids = BTreeSet::new();
+    for f in parquet_files(&dir.path().join("data"), "aggregates") {
+        ids.insert(file_metadata(&f).unwrap()[PSEUDONYM_KEY_ID_KEY].clone());
+    }
+    assert_eq!(ids, BTreeSet::from(["k1".to_owned(), "k2".to_owned()]));
+    // Read files are remembered, so a restart does not read them twice.
+    let done = std::fs::read_to_string(dir.path().join("data/inputs-read.txt")).unwrap();
+    assert_eq!(done.lines().count(), 2);
+}
+
+#[test]
+fn the_stages_outlive_the_file_inputs_so_concerns_still_expire_and_are_recorded() {
+    let (Some(geo), Some(v9)) = (geo(), common::test_data(V9)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )));
+    let cfg = config(dir.path(), false, &[v9], &[]);
+    let sensor = start(
+        &cfg,
+        geo,
+        static_key(),
+        Arc::clone(&rec),
+        Arc::clone(&clock),
+    );
+    wait_until("the beacon listed", Duration::from_secs(30), || {
+        status(&sensor).counters.concerns.listed == 1
+    });
+    assert!(sensor.files_done());
+    clock.advance(chrono::Duration::days(8));
+    wait_until(
+        "the concern to end after the input ran dry",
+        Duration::from_secs(10),
+        || status(&sensor).counters.concerns.ended == 1,
+    );
+    sensor.stop();
+    let entries = rec.entries.lock().unwrap();
+    assert!(matches!(
+        entries.last().unwrap().act,
+        Act::ConcernEnded { .. }
+    ));
+}
