@@ -234,6 +234,56 @@ listen = "127.0.0.1:0"
         "{metrics}"
     );
 
+    // The sensor's own ledger, served beside /metrics, holds the key's creation and the
+    // concern's listing, and the overseer verifies it as it verifies the centre (CI-5, CI-9).
+    let overseer = mamori()
+        .arg("--data-dir")
+        .arg(&sensor_dir)
+        .args(["sensor", "overseer-token"])
+        .output()
+        .unwrap();
+    assert!(
+        overseer.status.success(),
+        "{}",
+        String::from_utf8_lossy(&overseer.stderr)
+    );
+    let overseer = String::from_utf8(overseer.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (code, entries) = http_get(&http, "/api/v1/ledger/entries?start=0", Some(&overseer));
+    assert_eq!(code, 200, "{entries}");
+    assert!(
+        entries.contains(r#"\"kind\":\"pseudonym_key\""#)
+            && entries.contains(r#"\"kind\":\"concern_listed\",\"server\":\"141.193.213.21"#),
+        "{entries}"
+    );
+    let verified = mamori()
+        .args([
+            "audit",
+            "verify",
+            "--url",
+            &format!("http://{http}"),
+            "--key",
+        ])
+        .arg(sensor_dir.join("ledger.pub"))
+        .args(["--token", &overseer, "--checkpoint"])
+        .arg(dir.path().join("sensor-checkpoint.txt"))
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verified.stdout),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let (code, metrics_now) = http_get(&http, "/metrics", None);
+    assert_eq!(code, 200);
+    assert!(
+        metrics_now.contains("mamori_sensor_archive_reaped_files_total 0"),
+        "the reaper runs and nothing expired yet: {metrics_now}"
+    );
+
     // SIGUSR1 logs the status.
     let kill = |sig: &str| {
         std::process::Command::new("kill")

@@ -50,7 +50,7 @@ use zeroize::Zeroize;
 
 /// The Parquet key-value metadata key naming the pseudonym key of an archive file's
 /// subscriber addresses (its value is a [`KeyId`]).
-pub const PSEUDONYM_KEY_METADATA: &str = "mamori.pseudonym_key_id";
+pub const PSEUDONYM_KEY_METADATA: &str = crate::archive::PSEUDONYM_KEY_ID_KEY;
 /// The directory of key files inside the data directory.
 pub const KEYS_DIR: &str = "keys";
 

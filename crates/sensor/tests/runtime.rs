@@ -570,3 +570,111 @@ fn the_stages_outlive_the_file_inputs_so_concerns_still_expire_and_are_recorded(
         Act::ConcernEnded { .. }
     ));
 }
+
+/// Counts the reaper's calls to retire keys.
+#[derive(Default)]
+struct CountingKeys(std::sync::atomic::AtomicU64);
+impl KeySource for CountingKeys {
+    fn key_for(&self, _now: mamori_core::Timestamp) -> (String, mamori_flow::CryptoPanKey) {
+        (
+            "counting".into(),
+            mamori_flow::CryptoPanKey::from_bytes([7; 32]),
+        )
+    }
+    fn retire_unused(
+        &self,
+        _now: mamori_core::Timestamp,
+        _archive_dir: &Path,
+    ) -> Result<usize, String> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(0)
+    }
+}
+
+/// The running sensor deletes expired archive files on time and records one `deletion`
+/// entry per file (CI-5, DESIGN invariant 4), then asks its key source to retire keys.
+#[test]
+fn the_running_sensor_reaps_on_time_and_records_every_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = mamori_core::Clock::now(&mamori_core::time::SystemClock);
+    let clock = Arc::new(ManualClock::new(now));
+    // Two files, one hour apart, each kept for one hour after the end of its hour.
+    let retention = mamori_sensor::archive::RetentionPolicy {
+        flows: Duration::from_secs(3600),
+        aggregates: Duration::from_secs(3600),
+    };
+    let writer =
+        mamori_sensor::archive::ArchiveWriter::new(dir.path().join("archive"), retention).unwrap();
+    let hour_ms = 3_600_000;
+    let base_ms = (now.timestamp_millis() / hour_ms) * hour_ms;
+    let record = |start_ms: i64| mamori_flow::FlowRecord {
+        src_addr: "198.51.100.7".parse().unwrap(),
+        dst_addr: "192.0.2.1".parse().unwrap(),
+        start_ms,
+        end_ms: start_ms + 1000,
+        packets: 1,
+        bytes: 60,
+        protocol: 6,
+        ..Default::default()
+    };
+    let older = writer
+        .write_flows(&[record(base_ms - 2 * hour_ms)])
+        .unwrap();
+    let newer = writer.write_flows(&[record(base_ms + 10)]).unwrap();
+    assert_eq!((older.len(), newer.len()), (1, 1));
+
+    let mut cfg = config(dir.path(), false, &[], &[]);
+    cfg.retention = retention;
+    cfg.archive.reap_every = Duration::from_secs(1);
+    cfg.detection.enabled = false;
+    let rec = Arc::new(MemRecorder::default());
+    let keys = Arc::new(CountingKeys::default());
+    let sensor = Sensor::start(
+        &cfg,
+        Deps {
+            clock: clock.clone(),
+            keys: keys.clone(),
+            recorder: rec.clone(),
+            geo: Arc::new(GeoTableBuilder::new().build()),
+            centre_token: None,
+        },
+    )
+    .unwrap();
+    // The older file's expiry (end of its hour + 1 h) has passed: it goes, recorded.
+    wait_until("the expired file reaped", Duration::from_secs(20), || {
+        !older[0].path.exists()
+    });
+    wait_until("its deletion recorded", Duration::from_secs(20), || {
+        rec.entries.lock().unwrap().len() == 1
+    });
+    assert!(newer[0].path.exists(), "a file before its expiry stays");
+    // Two hours on, the newer one has expired too.
+    clock.advance(chrono::Duration::hours(2));
+    wait_until("the second file reaped", Duration::from_secs(20), || {
+        !newer[0].path.exists()
+    });
+    wait_until("its deletion recorded", Duration::from_secs(20), || {
+        rec.entries.lock().unwrap().len() == 2
+    });
+    let end = sensor.stop();
+    let entries = rec.entries.lock().unwrap();
+    for (e, w) in entries.iter().zip([&older[0], &newer[0]]) {
+        match &e.act {
+            Act::Deletion { what, count, .. } => {
+                let rel = w
+                    .path
+                    .strip_prefix(dir.path().join("archive/flows"))
+                    .unwrap();
+                assert_eq!(what, &format!("flows:{}", rel.display()));
+                assert_eq!(*count, 1);
+            }
+            other => panic!("not a deletion: {other:?}"),
+        }
+    }
+    assert_eq!(end.counters.archive.reaped_files, 2);
+    assert_eq!(end.counters.archive.reaped_recorded, 2);
+    assert!(
+        keys.0.load(Ordering::Relaxed) >= 2,
+        "keys retired after each pass"
+    );
+}
