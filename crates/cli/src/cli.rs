@@ -41,7 +41,7 @@ pub(crate) enum Command {
     /// Manage organisations, users and API tokens directly in the database
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// Print the flow records in files (pcap/pcapng, Zeek conn.log, Argus binetflow) as JSON lines or CSV
+    /// Print the flow records in files (pcap/pcapng, Zeek conn.log, Argus binetflow, the sensor's Parquet) as JSON lines or CSV
     Flows {
         /// The files to read
         #[arg(required = true)]

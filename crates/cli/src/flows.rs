@@ -34,6 +34,8 @@ pub(crate) enum Format {
     PcapExports,
     /// pcap/pcapng of any other traffic, reduced to flows by the flow meter.
     PcapMeter,
+    /// The sensor's per-flow Parquet archive files.
+    Parquet,
 }
 
 /// A record as printed: metadata only, times in RFC 3339 UTC.
@@ -212,6 +214,7 @@ pub(crate) fn read_file<S: BatchSink>(
         Format::Argus => FileFormat::Argus,
         Format::PcapExports => FileFormat::PcapExports,
         Format::PcapMeter => FileFormat::PcapMeter,
+        Format::Parquet => FileFormat::Parquet,
     };
     let mut adapter = Adapter(sink);
     files::read_file(path, format, &mut adapter).map_err(|e| match e {

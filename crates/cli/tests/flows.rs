@@ -326,3 +326,83 @@ fn detect_finds_the_beacon_and_the_rat_and_eval_scores_the_scanners() {
     let out = mamori().args(["eval"]).arg(&labeled).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("give --labels FILE"));
 }
+
+struct Collect(Vec<mamori_flow::FlowRecord>);
+impl mamori_sensor::files::BatchSink for Collect {
+    type Error = std::convert::Infallible;
+    fn batch(&mut self, b: &mamori_flow::FlowBatch) -> Result<(), Self::Error> {
+        self.0.extend_from_slice(&b.records);
+        Ok(())
+    }
+}
+
+/// `mamori detect` and `mamori flows` read the sensor's own per-flow Parquet (issue 7 part
+/// 3): the beacon of test-cc-capture-1, archived as the sensor archives kept flows, is found
+/// from the archive as from the export; an aggregates file is refused with a clear reason.
+#[test]
+fn the_sensors_parquet_archive_is_read_by_flows_and_detect() {
+    let Some(v9) = common::test_data(
+        "netflow/derived-softflowd-from-test-cc-capture-1/softflowd-netflow-v9-export.pcap",
+    ) else {
+        return;
+    };
+    let mut records = Collect(Vec::new());
+    mamori_sensor::files::read_file(&v9, mamori_sensor::files::FileFormat::Auto, &mut records)
+        .unwrap();
+    assert_eq!(records.0.len(), 594);
+    let dir = tempfile::tempdir().unwrap();
+    let writer = mamori_sensor::archive::ArchiveWriter::new(
+        dir.path(),
+        mamori_sensor::archive::RetentionPolicy::default(),
+    )
+    .unwrap();
+    let files = writer.write_flows(&records.0).unwrap();
+    assert!(!files.is_empty());
+
+    let out = mamori()
+        .arg("flows")
+        .args(files.iter().map(|f| &f.path))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 594);
+
+    let out = mamori()
+        .arg("detect")
+        .args(files.iter().map(|f| &f.path))
+        .args(["--json", "--top", "3"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["kind"], "beacon", "{text}");
+    assert_eq!(first["address"], "141.193.213.21", "{text}");
+
+    let aggregate = mamori_flow::ServerAggregate {
+        server: "141.193.213.21".parse().unwrap(),
+        port: 443,
+        protocol: 6,
+        bin_start_ms: records.0[0].start_ms,
+        flows: 1,
+        packets_to_server: 1,
+        bytes_to_server: 60,
+        packets_from_server: 0,
+        bytes_from_server: 0,
+        distinct_clients: 1,
+        transit: false,
+    };
+    let agg = writer.write_aggregates(&[aggregate]).unwrap();
+    let out = mamori().arg("detect").arg(&agg[0].path).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not of flows"), "{err}");
+}

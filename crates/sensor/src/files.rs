@@ -32,6 +32,9 @@ pub enum FileFormat {
     PcapExports,
     /// pcap/pcapng of any other traffic, reduced to flows by the flow meter.
     PcapMeter,
+    /// The sensor's own archive: a per-flow Parquet file (`DATA/archive/flows/…`), its
+    /// subscriber addresses already pseudonymised.
+    Parquet,
 }
 
 /// Where batches read from files go (a printer, the detectors, the sensor's pipeline).
@@ -234,7 +237,9 @@ pub fn read_file<S: BatchSink>(
     let format = match format {
         FileFormat::Auto => {
             let head = input.fill_buf().map_err(io_err(path))?;
-            if is_pcap(head) {
+            if head.starts_with(b"PAR1") {
+                FileFormat::Parquet
+            } else if is_pcap(head) {
                 if capture_of_exports(path)? {
                     FileFormat::PcapExports
                 } else {
@@ -246,7 +251,7 @@ pub fn read_file<S: BatchSink>(
                     None => {
                         return Err(format_err(
                             path,
-                            "not a format mamori recognises (pcap/pcapng, Zeek conn.log, Argus binetflow); use --format to force one",
+                            "not a format mamori recognises (pcap/pcapng, Zeek conn.log, Argus binetflow, the sensor's Parquet); use --format to force one",
                         ));
                     }
                 }
@@ -255,6 +260,10 @@ pub fn read_file<S: BatchSink>(
         f => f,
     };
     let mut batch = FlowBatch::with_capacity(BATCH_LINES);
+    if format == FileFormat::Parquet {
+        drop(input);
+        return read_parquet(path, sink, &mut batch);
+    }
     if matches!(format, FileFormat::PcapExports | FileFormat::PcapMeter) {
         drop(input);
         return read_pcap(path, format == FileFormat::PcapExports, sink);
@@ -270,6 +279,41 @@ pub fn read_file<S: BatchSink>(
             r.read_batch(b, BATCH_LINES)
         })
     }
+}
+
+/// A per-flow archive file, read back as the records the sensor kept (issue 7: `mamori
+/// detect` runs on the sensor's Parquet). An aggregates file holds per-server sums, not
+/// flows, and is refused with a clear error.
+fn read_parquet<S: BatchSink>(
+    path: &Path,
+    sink: &mut S,
+    batch: &mut FlowBatch,
+) -> Result<(), ReadError<S::Error>> {
+    let meta = crate::archive::file_metadata(path).map_err(|e| format_err(path, e))?;
+    match meta.get(crate::archive::KIND_KEY).map(String::as_str) {
+        Some("flows") => {}
+        Some(other) => {
+            return Err(format_err(
+                path,
+                format!(
+                    "a Parquet file of {other}, not of flows: the detectors read the per-flow files (DATA/archive/flows/…)"
+                ),
+            ));
+        }
+        None => {
+            return Err(format_err(
+                path,
+                "a Parquet file without mamori's metadata: only the sensor's archive files are read",
+            ));
+        }
+    }
+    let records = crate::archive::read_flows(path).map_err(|e| format_err(path, e))?;
+    for chunk in records.chunks(BATCH_LINES) {
+        batch.clear();
+        batch.records.extend_from_slice(chunk);
+        sink.batch(batch).map_err(ReadError::Sink)?;
+    }
+    Ok(())
 }
 
 fn drain<R, S: BatchSink>(
