@@ -230,6 +230,10 @@ pub struct DetectionConfig {
     pub concern_expiry: Duration,
     /// Indicator lists (abuse.ch Feodo CSV, Spamhaus DROP/EDROP).
     pub indicators: Vec<PathBuf>,
+    /// How often the lists are checked for changes; a changed list is reloaded and swapped
+    /// in without pausing ingest.
+    #[serde(with = "duration_text")]
+    pub indicators_reload: Duration,
 }
 
 impl Default for DetectionConfig {
@@ -242,6 +246,7 @@ impl Default for DetectionConfig {
             min_score: 0.5,
             concern_expiry: Duration::from_secs(7 * 86_400),
             indicators: Vec::new(),
+            indicators_reload: Duration::from_secs(60),
         }
     }
 }

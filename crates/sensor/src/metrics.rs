@@ -108,6 +108,10 @@ pub struct Metrics {
     pub reap_failures: AtomicU64,
     /// Pseudonym keys retired (no kept data needs them any more).
     pub keys_retired: AtomicU64,
+    /// Indicator lists reloaded after a change.
+    pub indicator_reloads: AtomicU64,
+    /// Reloads that failed (the set in force stayed).
+    pub indicator_reload_errors: AtomicU64,
     /// Records the detectors saw.
     pub detect_records: AtomicU64,
     /// Records that arrived after their window had closed (folded into the current one).
@@ -165,6 +169,8 @@ impl Metrics {
             reaped_pending: z(),
             reap_failures: z(),
             keys_retired: z(),
+            indicator_reloads: z(),
+            indicator_reload_errors: z(),
             detect_records: z(),
             detect_late_records: z(),
             detect_windows: z(),
@@ -265,6 +271,8 @@ impl Metrics {
                 findings_posted: g(&self.findings_posted),
                 findings_post_failed: g(&self.findings_post_failed),
                 post_attempt_errors: g(&self.post_attempt_errors),
+                indicator_reloads: g(&self.indicator_reloads),
+                indicator_reload_errors: g(&self.indicator_reload_errors),
             },
             concerns: ConcernSnapshot {
                 active: g(&self.concerns_active),
@@ -376,6 +384,10 @@ pub struct DetectionSnapshot {
     pub findings_post_failed: u64,
     /// Failed attempts.
     pub post_attempt_errors: u64,
+    /// Indicator lists reloaded after a change.
+    pub indicator_reloads: u64,
+    /// Reloads that failed (the set in force stayed).
+    pub indicator_reload_errors: u64,
 }
 
 /// Concern list counters.
@@ -709,6 +721,18 @@ impl Snapshot {
             "counter",
             "Failed attempts to post findings.",
             &one(self.detection.post_attempt_errors),
+        );
+        metric(
+            "indicator_reloads_total",
+            "counter",
+            "Indicator lists reloaded after a change.",
+            &one(self.detection.indicator_reloads),
+        );
+        metric(
+            "indicator_reload_errors_total",
+            "counter",
+            "Indicator reloads that failed (the set in force stayed).",
+            &one(self.detection.indicator_reload_errors),
         );
         metric(
             "concerns",

@@ -52,7 +52,9 @@ use mamori_core::Clock;
 use mamori_core::entry::{Act, Actor, Entry};
 use mamori_core::finding::Finding;
 use mamori_core::time::{Timestamp, from_millis};
-use mamori_detect::{DetectConfig, Detectors, IndicatorSetBuilder, ScanProfile};
+use mamori_detect::{
+    DetectConfig, Detectors, IndicatorSet, IndicatorSetBuilder, IndicatorSlot, ScanProfile,
+};
 use mamori_flow::{
     Concern, ConcernList, CryptoPanKey, FlowBatch, FlowRecord, GeoTable, Selector, ServerAggregate,
     Side, UnknownCountry,
@@ -428,8 +430,21 @@ impl Sensor {
 
         // Detection.
         let detect_tx = if cfg.detection.enabled {
+            let slot = Arc::new(IndicatorSlot::default());
+            slot.store(Arc::clone(&detect_cfg.indicators));
+            if !cfg.detection.indicators.is_empty() {
+                let reloader = IndicatorReloader {
+                    paths: cfg.detection.indicators.clone(),
+                    every: cfg.detection.indicators_reload,
+                    slot: Arc::clone(&slot),
+                    metrics: Arc::clone(&metrics),
+                    stop: Arc::clone(&stop),
+                };
+                stages.push(spawn("sensor indicators", move || reloader.run())?);
+            }
             let stage = Detection {
                 cfg: detect_cfg,
+                indicators: slot,
                 window_ms: millis(cfg.detection.window),
                 idle_close: cfg.detection.idle_close,
                 min_score: cfg.detection.min_score,
@@ -647,27 +662,89 @@ fn detect_config(cfg: &SensorConfig) -> Result<DetectConfig, RuntimeError> {
         ))
     })?;
     if !cfg.detection.indicators.is_empty() {
-        let mut b = IndicatorSetBuilder::new();
-        for path in &cfg.detection.indicators {
-            let feed = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("indicators")
-                .to_owned();
-            let text = std::fs::read(path)
-                .map_err(io_err(format!("reading indicators {}", path.display())))?;
-            let head = String::from_utf8_lossy(text.get(..4096).unwrap_or(&text)).to_lowercase();
-            let n = if head.contains("dst_ip") || head.contains("abuse.ch") {
-                b.add_feodo_csv(&text[..], &feed)
-            } else {
-                b.add_drop_list(&text[..], &feed)
-            }
-            .map_err(|e| RuntimeError::Config(format!("indicators {}: {e}", path.display())))?;
-            tracing::info!(feed, n, "indicators loaded");
-        }
-        d.indicators = Arc::new(b.build());
+        d.indicators = Arc::new(load_indicators(&cfg.detection.indicators)?);
     }
     Ok(d)
+}
+
+/// Builds one indicator set from the configured lists (abuse.ch Feodo CSV or Spamhaus
+/// DROP/EDROP, told apart by their header); each hit names its file as the feed.
+fn load_indicators(paths: &[PathBuf]) -> Result<IndicatorSet, RuntimeError> {
+    let mut b = IndicatorSetBuilder::new();
+    for path in paths {
+        let feed = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("indicators")
+            .to_owned();
+        let text = std::fs::read(path)
+            .map_err(io_err(format!("reading indicators {}", path.display())))?;
+        let head = String::from_utf8_lossy(text.get(..4096).unwrap_or(&text)).to_lowercase();
+        let n = if head.contains("dst_ip") || head.contains("abuse.ch") {
+            b.add_feodo_csv(&text[..], &feed)
+        } else {
+            b.add_drop_list(&text[..], &feed)
+        }
+        .map_err(|e| RuntimeError::Config(format!("indicators {}: {e}", path.display())))?;
+        tracing::info!(feed, n, "indicators loaded");
+    }
+    Ok(b.build())
+}
+
+/// Reloads the indicator lists when a file changes (CI-11; issue 7: "reloaded atomically
+/// without pausing ingest"): the new set is built here, off the ingest path, and stored in
+/// the slot; the detection stage picks it up at its next batch. A list that fails to load
+/// leaves the set in force and is counted.
+struct IndicatorReloader {
+    paths: Vec<PathBuf>,
+    every: Duration,
+    slot: Arc<IndicatorSlot>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+}
+
+impl IndicatorReloader {
+    fn stamps(&self) -> Vec<Option<(std::time::SystemTime, u64)>> {
+        self.paths
+            .iter()
+            .map(|p| {
+                let m = std::fs::metadata(p).ok()?;
+                Some((m.modified().ok()?, m.len()))
+            })
+            .collect()
+    }
+
+    fn run(self) {
+        let mut seen = self.stamps();
+        let mut next = Instant::now() + self.every;
+        while !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if Instant::now() < next {
+                continue;
+            }
+            next = Instant::now() + self.every;
+            let now = self.stamps();
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match load_indicators(&self.paths) {
+                Ok(set) => {
+                    tracing::info!(entries = set.len(), "indicator lists reloaded");
+                    self.slot.store(Arc::new(set));
+                    self.metrics
+                        .indicator_reloads
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "indicator lists not reloaded; the set in force stays");
+                    self.metrics
+                        .indicator_reload_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
 }
 
 fn serve_http(
@@ -1066,6 +1143,8 @@ fn archiver(
 
 struct Detection {
     cfg: DetectConfig,
+    /// Where reloaded indicator sets arrive.
+    indicators: Arc<IndicatorSlot>,
     window_ms: i64,
     idle_close: Duration,
     min_score: f64,
@@ -1089,13 +1168,22 @@ fn record_time(r: &FlowRecord) -> i64 {
 }
 
 impl Detection {
-    fn run(self, rx: Receiver<Vec<FlowRecord>>) {
+    fn run(mut self, rx: Receiver<Vec<FlowRecord>>) {
         let mut window: Option<(i64, Detectors)> = None;
         let mut last_record = Instant::now();
         let mut last_expiry = Instant::now();
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(records) => {
+                    // A reloaded indicator set takes effect from this batch on, in the
+                    // open window too.
+                    let current = self.indicators.load();
+                    if !Arc::ptr_eq(&current, &self.cfg.indicators) {
+                        if let Some((_, d)) = &mut window {
+                            d.replace_indicators(Arc::clone(&current));
+                        }
+                        self.cfg.indicators = current;
+                    }
                     self.metrics.detect_queue.dequeued(records.len() as u64);
                     self.metrics
                         .detect_records

@@ -678,3 +678,56 @@ fn the_running_sensor_reaps_on_time_and_records_every_deletion() {
         "keys retired after each pass"
     );
 }
+
+/// An indicator list changed while the sensor runs is reloaded and used from the next batch
+/// on, without a restart (issue 7: "reloaded atomically without pausing ingest"); each hit
+/// names its feed.
+#[test]
+fn a_changed_indicator_list_is_reloaded_while_running() {
+    let (Some(geo), Some(v9)) = (geo(), common::test_data(V9)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("local-drop.txt");
+    std::fs::write(&list, "192.0.2.0/24 ; SBL000001\n").unwrap();
+    let watch = dir.path().join("incoming");
+    std::fs::create_dir_all(&watch).unwrap();
+    let mut cfg = config(dir.path(), false, &[], std::slice::from_ref(&watch));
+    cfg.detection.indicators = vec![list.clone()];
+    cfg.detection.indicators_reload = Duration::from_millis(200);
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )));
+    let sensor = start(&cfg, geo, static_key(), Arc::clone(&rec), clock);
+    // The list now names the beacon's /24: reloaded without a restart.
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(
+        &list,
+        "192.0.2.0/24 ; SBL000001\n141.193.213.0/24 ; SBL999999\n",
+    )
+    .unwrap();
+    wait_until("the list reloaded", Duration::from_secs(20), || {
+        status(&sensor).counters.detection.indicator_reloads >= 1
+    });
+    std::fs::copy(&v9, watch.join("export.pcap")).unwrap();
+    wait_until("the indicator hit listed", Duration::from_secs(60), || {
+        status(&sensor)
+            .concern_list
+            .iter()
+            .any(|c| c.server.to_string() == "141.193.213.21")
+    });
+    let end = sensor.stop();
+    let listed = end
+        .concern_list
+        .iter()
+        .find(|c| c.server.to_string() == "141.193.213.21")
+        .unwrap();
+    assert!(listed.reason.starts_with("indicator"), "{}", listed.reason);
+    assert_eq!(end.counters.detection.indicator_reload_errors, 0);
+    let entries = rec.entries.lock().unwrap();
+    assert!(entries.iter().any(|e| matches!(
+        &e.act,
+        Act::ConcernListed { server, reason, .. } if server.starts_with("141.193.213.21") && reason.starts_with("indicator")
+    )));
+}
