@@ -299,20 +299,7 @@ fn detect_posts_its_findings_to_the_centre() {
     )
     .unwrap();
     let admin = admin.trim().to_owned();
-    let run = |args: &[&str]| {
-        let out = mamori()
-            .arg("--data-dir")
-            .arg(d)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let run = |args: &[&str]| support::run_in(d, args);
     run(&[
         "admin",
         "org",

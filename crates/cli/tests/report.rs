@@ -14,20 +14,7 @@ fn an_operator_submits_a_flash_report_and_follows_its_status() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("centre");
     let d = data.as_os_str();
-    let run = |args: &[&str]| {
-        let out = mamori()
-            .arg("--data-dir")
-            .arg(d)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let run = |args: &[&str]| support::run_in(d, args);
     run(&["init"]);
     run(&[
         "admin",

@@ -103,20 +103,7 @@ fn sensor_finds_the_beacon_posts_it_to_a_real_centre_and_reports_without_clear_s
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("centre");
     let d = data.as_os_str();
-    let run = |args: &[&str]| {
-        let out = mamori()
-            .arg("--data-dir")
-            .arg(d)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let run = |args: &[&str]| support::run_in(d, args);
     let admin = run(&["init"]);
     run(&[
         "admin",

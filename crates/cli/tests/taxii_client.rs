@@ -12,7 +12,7 @@ mod support;
 
 use std::ffi::OsStr;
 use std::process::{Command, Stdio};
-use support::{mamori, start_serve};
+use support::start_serve;
 
 // A test starting the independent client is the one place a test needs a process.
 #[allow(clippy::disallowed_methods)]
@@ -47,20 +47,7 @@ fn taxii2_client_drives_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("centre");
     let d = data.as_os_str();
-    let run = |args: &[&str]| {
-        let out = mamori()
-            .arg("--data-dir")
-            .arg(d)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let run = |args: &[&str]| support::run_in(d, args);
     let centre = run(&["init"]);
     run(&[
         "admin",

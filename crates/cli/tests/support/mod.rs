@@ -91,3 +91,20 @@ impl Server {
         (self.child.wait().unwrap(), log)
     }
 }
+
+/// Runs `mamori --data-dir DATA ARGS…` as an administrator at the host would, asserts it
+/// succeeded, and returns its trimmed standard output.
+pub fn run_in(data: &OsStr, args: &[&str]) -> String {
+    let out = mamori()
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
