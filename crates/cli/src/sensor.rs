@@ -161,6 +161,18 @@ async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Resu
         .unwrap_or_else(|| PathBuf::from("."));
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
+    // Relative country files are taken from the configuration's directory; made absolute
+    // so the runtime's refresh finds them too.
+    for p in cfg
+        .geo
+        .rir_delegated
+        .iter_mut()
+        .chain(cfg.geo.cidr_lists.iter_mut().map(|l| &mut l.path))
+    {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
     let geo = cfg.geo.load(&base)?;
     let centre_token = cfg
         .centre

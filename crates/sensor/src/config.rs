@@ -103,7 +103,7 @@ impl Default for FilesConfig {
 }
 
 /// Country data for the selection.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GeoConfig {
     /// RIR `delegated-*-extended-latest` (or `delegated-*-latest`) files.
@@ -111,6 +111,20 @@ pub struct GeoConfig {
     /// CIDR lists, one prefix per line, each of one country; loaded after the RIR files,
     /// so they win where both name a prefix.
     pub cidr_lists: Vec<CidrList>,
+    /// How often the files are checked for changes (the RIRs publish daily); a changed
+    /// file reloads the table, swapped in without pausing ingest. `0s`: never.
+    #[serde(with = "duration_text")]
+    pub refresh: Duration,
+}
+
+impl Default for GeoConfig {
+    fn default() -> Self {
+        Self {
+            rir_delegated: Vec::new(),
+            cidr_lists: Vec::new(),
+            refresh: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// One country's CIDR list.

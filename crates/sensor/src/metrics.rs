@@ -108,6 +108,10 @@ pub struct Metrics {
     pub reap_failures: AtomicU64,
     /// Pseudonym keys retired (no kept data needs them any more).
     pub keys_retired: AtomicU64,
+    /// Country table refreshed after its files changed.
+    pub geo_reloads: AtomicU64,
+    /// Refreshes that failed (the table in force stayed).
+    pub geo_reload_errors: AtomicU64,
     /// Indicator lists reloaded after a change.
     pub indicator_reloads: AtomicU64,
     /// Reloads that failed (the set in force stayed).
@@ -169,6 +173,8 @@ impl Metrics {
             reaped_pending: z(),
             reap_failures: z(),
             keys_retired: z(),
+            geo_reloads: z(),
+            geo_reload_errors: z(),
             indicator_reloads: z(),
             indicator_reload_errors: z(),
             detect_records: z(),
@@ -271,6 +277,8 @@ impl Metrics {
                 findings_posted: g(&self.findings_posted),
                 findings_post_failed: g(&self.findings_post_failed),
                 post_attempt_errors: g(&self.post_attempt_errors),
+                geo_reloads: g(&self.geo_reloads),
+                geo_reload_errors: g(&self.geo_reload_errors),
                 indicator_reloads: g(&self.indicator_reloads),
                 indicator_reload_errors: g(&self.indicator_reload_errors),
             },
@@ -384,6 +392,10 @@ pub struct DetectionSnapshot {
     pub findings_post_failed: u64,
     /// Failed attempts.
     pub post_attempt_errors: u64,
+    /// Country table refreshed after its files changed.
+    pub geo_reloads: u64,
+    /// Refreshes that failed (the table in force stayed).
+    pub geo_reload_errors: u64,
     /// Indicator lists reloaded after a change.
     pub indicator_reloads: u64,
     /// Reloads that failed (the set in force stayed).
@@ -721,6 +733,18 @@ impl Snapshot {
             "counter",
             "Failed attempts to post findings.",
             &one(self.detection.post_attempt_errors),
+        );
+        metric(
+            "geo_reloads_total",
+            "counter",
+            "Country table refreshed after its files changed.",
+            &one(self.detection.geo_reloads),
+        );
+        metric(
+            "geo_reload_errors_total",
+            "counter",
+            "Country table refreshes that failed (the table in force stayed).",
+            &one(self.detection.geo_reload_errors),
         );
         metric(
             "indicator_reloads_total",

@@ -428,6 +428,21 @@ impl Sensor {
             None => None,
         };
 
+        // The country table, refreshed when its files change.
+        let geo_slot = Arc::new(Swap::new(Arc::clone(&deps.geo)));
+        if cfg.geo.refresh > Duration::ZERO
+            && (!cfg.geo.rir_delegated.is_empty() || !cfg.geo.cidr_lists.is_empty())
+        {
+            let reloader = GeoReloader {
+                geo: cfg.geo.clone(),
+                every: cfg.geo.refresh,
+                slot: Arc::clone(&geo_slot),
+                metrics: Arc::clone(&metrics),
+                stop: Arc::clone(&stop),
+            };
+            stages.push(spawn("sensor geo", move || reloader.run())?);
+        }
+
         // Detection.
         let detect_tx = if cfg.detection.enabled {
             let slot = Arc::new(IndicatorSlot::default());
@@ -454,6 +469,7 @@ impl Sensor {
                 side: Selector::new(cfg.selection.clone(), &key)?,
                 unknown_is_foreign: cfg.selection.unknown_country == UnknownCountry::Foreign,
                 geo: Arc::clone(&deps.geo),
+                geo_slot: Arc::clone(&geo_slot),
                 clock: Arc::clone(&deps.clock),
                 recorder: Arc::clone(&deps.recorder),
                 concerns: Arc::clone(&concerns),
@@ -486,6 +502,7 @@ impl Sensor {
                 keys: Arc::clone(&deps.keys),
                 policy: cfg.selection.clone(),
                 geo: Arc::clone(&deps.geo),
+                geo_slot: Arc::clone(&geo_slot),
                 clock: Arc::clone(&deps.clock),
                 concerns: Arc::clone(&concerns),
                 metrics: Arc::clone(&metrics),
@@ -703,19 +720,63 @@ struct IndicatorReloader {
     stop: Arc<AtomicBool>,
 }
 
-impl IndicatorReloader {
-    fn stamps(&self) -> Vec<Option<(std::time::SystemTime, u64)>> {
-        self.paths
-            .iter()
-            .map(|p| {
-                let m = std::fs::metadata(p).ok()?;
-                Some((m.modified().ok()?, m.len()))
-            })
-            .collect()
+/// What tells a changed file from an unchanged one: modification time and length.
+fn stamps(paths: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
+    paths
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
+}
+
+/// A value the stages read per batch and a reloader replaces whole (the lock is held only
+/// to clone or swap the `Arc`).
+#[derive(Debug)]
+struct Swap<T>(RwLock<Arc<T>>);
+
+impl<T> Swap<T> {
+    fn new(value: Arc<T>) -> Self {
+        Self(RwLock::new(value))
     }
 
+    fn load(&self) -> Arc<T> {
+        match self.0.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    fn store(&self, value: Arc<T>) {
+        match self.0.write() {
+            Ok(mut g) => *g = value,
+            Err(poisoned) => *poisoned.into_inner() = value,
+        }
+    }
+}
+
+/// Refreshes the country table when its RIR or CIDR files change (issue 6 part 3: "loadable
+/// from the real RIR files and refreshable"), built off the ingest path and swapped in; the
+/// stages use the new table from their next batch. A failed load keeps the table in force.
+struct GeoReloader {
+    geo: crate::config::GeoConfig,
+    every: Duration,
+    slot: Arc<Swap<GeoTable>>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+}
+
+impl GeoReloader {
     fn run(self) {
-        let mut seen = self.stamps();
+        let paths: Vec<PathBuf> = self
+            .geo
+            .rir_delegated
+            .iter()
+            .cloned()
+            .chain(self.geo.cidr_lists.iter().map(|l| l.path.clone()))
+            .collect();
+        let mut seen = stamps(&paths);
         let mut next = Instant::now() + self.every;
         while !self.stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
@@ -723,7 +784,39 @@ impl IndicatorReloader {
                 continue;
             }
             next = Instant::now() + self.every;
-            let now = self.stamps();
+            let now = stamps(&paths);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match self.geo.load(Path::new("")) {
+                Ok(table) => {
+                    tracing::info!("country table refreshed");
+                    self.slot.store(Arc::new(table));
+                    self.metrics.geo_reloads.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "country table not refreshed; the table in force stays");
+                    self.metrics
+                        .geo_reload_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+impl IndicatorReloader {
+    fn run(self) {
+        let mut seen = stamps(&self.paths);
+        let mut next = Instant::now() + self.every;
+        while !self.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            if Instant::now() < next {
+                continue;
+            }
+            next = Instant::now() + self.every;
+            let now = stamps(&self.paths);
             if now == seen {
                 continue;
             }
@@ -948,6 +1041,7 @@ struct Select {
     keys: Arc<dyn KeySource>,
     policy: mamori_flow::SelectionPolicy,
     geo: Arc<GeoTable>,
+    geo_slot: Arc<Swap<GeoTable>>,
     clock: Arc<dyn Clock>,
     concerns: Arc<Concerns>,
     metrics: Arc<Metrics>,
@@ -967,6 +1061,7 @@ impl Select {
             if last_key_check.elapsed() >= Duration::from_secs(1) {
                 last_key_check = Instant::now();
                 self.check_key(now);
+                self.geo = self.geo_slot.load();
             }
             match msg {
                 Ok(mut batch) => {
@@ -1152,6 +1247,7 @@ struct Detection {
     side: Selector,
     unknown_is_foreign: bool,
     geo: Arc<GeoTable>,
+    geo_slot: Arc<Swap<GeoTable>>,
     clock: Arc<dyn Clock>,
     recorder: Arc<dyn Recorder>,
     concerns: Arc<Concerns>,
@@ -1177,6 +1273,7 @@ impl Detection {
                 Ok(records) => {
                     // A reloaded indicator set takes effect from this batch on, in the
                     // open window too.
+                    self.geo = self.geo_slot.load();
                     let current = self.indicators.load();
                     if !Arc::ptr_eq(&current, &self.cfg.indicators) {
                         if let Some((_, d)) = &mut window {

@@ -731,3 +731,45 @@ fn a_changed_indicator_list_is_reloaded_while_running() {
         Act::ConcernListed { server, reason, .. } if server.starts_with("141.193.213.21") && reason.starts_with("indicator")
     )));
 }
+
+/// The country table is refreshed while the sensor runs when its files change (issue 6
+/// part 3, "refreshable"): the beacon's server, unknown (so domestic, dropped) at start, is
+/// foreign once its country list names it, and is then found and listed.
+#[test]
+fn a_changed_country_list_is_refreshed_while_running() {
+    let Some(v9) = common::test_data(V9) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("us.cidr");
+    std::fs::write(&list, "192.0.2.0/24\n").unwrap();
+    let watch = dir.path().join("incoming");
+    std::fs::create_dir_all(&watch).unwrap();
+    let mut cfg = config(dir.path(), false, &[], std::slice::from_ref(&watch));
+    cfg.geo = SensorConfig::from_toml(&format!(
+        "[geo]\ncidr_lists = [{{ country = \"US\", path = {list:?} }}]\nrefresh = \"1s\"\n"
+    ))
+    .unwrap()
+    .geo;
+    let geo = cfg.geo.load(Path::new("")).unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )));
+    let sensor = start(&cfg, geo, static_key(), Arc::clone(&rec), clock);
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&list, "192.0.2.0/24\n141.193.213.0/24\n").unwrap();
+    wait_until("the table refreshed", Duration::from_secs(20), || {
+        status(&sensor).counters.detection.geo_reloads >= 1
+    });
+    std::fs::copy(&v9, watch.join("export.pcap")).unwrap();
+    wait_until("the beacon listed", Duration::from_secs(60), || {
+        status(&sensor)
+            .concern_list
+            .iter()
+            .any(|c| c.server.to_string() == BEACON)
+    });
+    let end = sensor.stop();
+    assert_eq!(end.counters.detection.geo_reload_errors, 0);
+    assert!(end.counters.selection.kept_per_flow + end.counters.selection.aggregated > 0);
+}
