@@ -1,9 +1,10 @@
 //! `mamori audit`: the overseer's independent verifier, and the transparency figures.
 //!
-//! `verify` trusts nothing the centre says except what its signing key (held by the
-//! overseer, obtained out of band) and the overseer's own last saved checkpoint vouch for:
-//! it recomputes the Merkle root from every entry the centre serves and checks the
-//! signature and the consistency proof from the saved checkpoint (CI-5, CI-9, AN-7).
+//! `verify` trusts nothing the log's server (the centre, or a carrier's sensor) says
+//! except what its signing key (held by the overseer, obtained out of band) and the
+//! overseer's own last saved checkpoint vouch for: it recomputes the Merkle root from every
+//! entry served and checks the signature and the consistency proof from the saved
+//! checkpoint (CI-5, CI-9, AN-7).
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
@@ -112,7 +113,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
 
     // 1. The signature.
     let note = client.get("/api/v1/ledger/checkpoint", false)?;
-    let current = open_checkpoint(&note, &key, "centre's")?;
+    let current = open_checkpoint(&note, &key, "served")?;
     let size = current.checkpoint().size();
     let root = current.checkpoint().root();
 
@@ -125,7 +126,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
         let (old_size, old_root) = (saved.checkpoint().size(), saved.checkpoint().root());
         if old_size > size {
             bail!(
-                "the log shrank: the saved checkpoint commits to {old_size} entries, the centre's now to {size}; \
+                "the log shrank: the saved checkpoint commits to {old_size} entries, the served one now to {size}; \
                  entries {size}..{old_size} were removed"
             );
         }
@@ -134,7 +135,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
         ))?;
         verify_consistency(old_size, size, &old_root, &root, &path).map_err(|e| {
             anyhow!(
-                "consistency proof from the saved checkpoint (size {old_size}, root {old_root}) to the centre's \
+                "consistency proof from the saved checkpoint (size {old_size}, root {old_root}) to the served \
                  (size {size}, root {root}) does not verify: the log was rewritten or forked ({e})"
             )
         })?;
@@ -156,7 +157,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
         for e in &page.entries {
             if e.index != tree.size() {
                 bail!(
-                    "entry {} is missing: the centre served entry {} next (checkpoint size {size})",
+                    "entry {} is missing: the log served entry {} next (checkpoint size {size})",
                     tree.size(),
                     e.index
                 );
@@ -174,7 +175,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
     }
     if tree.size() < size {
         bail!(
-            "entries {}..{size} are missing: the centre serves {} entries but its signed checkpoint commits to {size}",
+            "entries {}..{size} are missing: the log serves {} entries but its signed checkpoint commits to {size}",
             tree.size(),
             tree.size()
         );

@@ -147,9 +147,9 @@ pub(crate) enum Command {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Verify the centre's ledger: signature, every entry, consistency with the saved checkpoint
+    /// Verify a ledger (the centre's or a carrier sensor's): signature, every entry, consistency with the saved checkpoint
     Verify {
-        /// The centre's base URL, e.g. https://centre.example.jp
+        /// The log's base URL: the centre (e.g. https://centre.example.jp) or a sensor's HTTP endpoint
         #[arg(long)]
         url: String,
         /// The ledger's verifier key (name+keyid+key text, or a file holding it, e.g. ledger.pub)
