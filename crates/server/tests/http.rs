@@ -8,16 +8,14 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::Duration;
 use http_body_util::BodyExt;
-use mamori_core::time::{ManualClock, Timestamp, from_millis};
-use mamori_server::{AppState, ServerConfig, router};
+use mamori_core::time::ManualClock;
+use mamori_server::ServerConfig;
 use mamori_store::{Store, store_test_suite};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tower::ServiceExt;
 
-fn t0() -> Timestamp {
-    from_millis(1_790_000_000_000).unwrap()
-}
+mod common;
 
 struct Api {
     app: Router,
@@ -29,32 +27,20 @@ struct Api {
 
 impl Api {
     async fn new(store: Store) -> Api {
-        let clock = Arc::new(ManualClock::new(t0()));
-        let mut tx = store.begin().await.unwrap();
-        let (_, _, secret) = tx
-            .bootstrap_admin("Centre", "admin", Duration::days(30), t0())
-            .await
-            .unwrap()
-            .unwrap();
-        tx.commit().await.unwrap();
-        let config = ServerConfig {
-            body_limit_bytes: 4096,
-            ..ServerConfig::default()
-        };
-        let keys = tempfile::tempdir().unwrap();
-        let (ledger, _) = mamori_oversight::Ledger::open(keys.path(), &Default::default()).unwrap();
-        let state = AppState {
-            store: store.clone(),
-            clock: clock.clone(),
-            config: Arc::new(config),
-            ledger: Arc::new(ledger),
-        };
-        Api {
-            app: router(state),
+        let c = common::Centre::start(
             store,
-            clock,
-            admin: secret.expose().to_owned(),
-            _keys: keys,
+            ServerConfig {
+                body_limit_bytes: 4096,
+                ..ServerConfig::default()
+            },
+        )
+        .await;
+        Api {
+            app: c.app,
+            store: c.store,
+            clock: c.clock,
+            admin: c.admin,
+            _keys: c.keys,
         }
     }
 

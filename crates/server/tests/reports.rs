@@ -11,17 +11,17 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use chrono::Duration;
 use http_body_util::BodyExt;
 use mamori_core::Tlp;
-use mamori_core::time::{ManualClock, Timestamp, from_millis, rfc3339};
-use mamori_server::{AppState, ServerConfig, router};
+use mamori_core::time::{ManualClock, rfc3339};
+use mamori_server::ServerConfig;
 use mamori_store::{ReportCounts, Store, store_test_suite};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tower::ServiceExt;
 
-fn t0() -> Timestamp {
-    from_millis(1_790_000_000_000).unwrap()
-}
+mod common;
+
+use common::t0;
 
 const BODY_LIMIT: usize = 8192;
 
@@ -41,32 +41,20 @@ struct Resp {
 
 impl Api {
     async fn new(store: Store) -> Api {
-        let clock = Arc::new(ManualClock::new(t0()));
-        let mut tx = store.begin().await.unwrap();
-        let (_, _, secret) = tx
-            .bootstrap_admin("Centre", "admin", Duration::days(30), t0())
-            .await
-            .unwrap()
-            .unwrap();
-        tx.commit().await.unwrap();
-        let config = ServerConfig {
-            body_limit_bytes: BODY_LIMIT,
-            ..ServerConfig::default()
-        };
-        let keys = tempfile::tempdir().unwrap();
-        let (ledger, _) = mamori_oversight::Ledger::open(keys.path(), &Default::default()).unwrap();
-        let state = AppState {
-            store: store.clone(),
-            clock: clock.clone(),
-            config: Arc::new(config),
-            ledger: Arc::new(ledger),
-        };
-        Api {
-            app: router(state),
+        let c = common::Centre::start(
             store,
-            clock,
-            admin: secret.expose().to_owned(),
-            _keys: keys,
+            ServerConfig {
+                body_limit_bytes: BODY_LIMIT,
+                ..ServerConfig::default()
+            },
+        )
+        .await;
+        Api {
+            app: c.app,
+            store: c.store,
+            clock: c.clock,
+            admin: c.admin,
+            _keys: c.keys,
         }
     }
 

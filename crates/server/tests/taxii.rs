@@ -11,9 +11,9 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use base64::Engine;
 use chrono::Duration;
 use http_body_util::BodyExt;
-use mamori_core::time::{ManualClock, Timestamp, from_millis};
+use mamori_core::time::ManualClock;
 use mamori_core::{Clearance, OrgKind, Role, Sector, Tlp};
-use mamori_server::{AppState, ServerConfig, router};
+use mamori_server::ServerConfig;
 use mamori_store::{NewOrg, NewUser, StixQuery, Store, VersionMatch, store_test_suite};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -22,9 +22,9 @@ use tower::ServiceExt;
 const TAXII: &str = "application/taxii+json;version=2.1";
 const OBJECTS: &str = "/taxii2/api/collections/indicators/objects/";
 
-fn t0() -> Timestamp {
-    from_millis(1_790_000_000_000).unwrap()
-}
+mod common;
+
+use common::t0;
 
 struct Api {
     app: Router,
@@ -47,13 +47,12 @@ struct Api {
 
 impl Api {
     async fn new(store: Store, max_content_length: usize) -> Api {
-        let clock = Arc::new(ManualClock::new(t0()));
-        let mut tx = store.begin().await.unwrap();
-        let (_, _, admin) = tx
-            .bootstrap_admin("Centre", "admin", Duration::days(30), t0())
-            .await
-            .unwrap()
-            .unwrap();
+        let config = ServerConfig {
+            taxii_max_content_length: max_content_length,
+            ..ServerConfig::default()
+        };
+        let c = common::Centre::start(store, config).await;
+        let mut tx = c.store.begin().await.unwrap();
         let centre = tx.orgs().await.unwrap()[0].id;
         let mut tokens = Vec::new();
         for (kind, org_name, user, role) in [
@@ -94,31 +93,19 @@ impl Api {
             tokens.push(secret.expose().to_owned());
         }
         tx.commit().await.unwrap();
-        let config = ServerConfig {
-            taxii_max_content_length: max_content_length,
-            ..ServerConfig::default()
-        };
-        let keys = tempfile::tempdir().unwrap();
-        let (ledger, _) = mamori_oversight::Ledger::open(keys.path(), &Default::default()).unwrap();
-        let state = AppState {
-            store: store.clone(),
-            clock: clock.clone(),
-            config: Arc::new(config),
-            ledger: Arc::new(ledger),
-        };
         let mut t = tokens.into_iter();
         let mut next = || t.next().unwrap();
         Api {
-            app: router(state),
-            store,
-            clock,
-            admin: admin.expose().to_owned(),
+            app: c.app,
+            store: c.store,
+            clock: c.clock,
+            admin: c.admin,
             analyst: next(),
             a: next(),
             a2: next(),
             b: next(),
             overseer: next(),
-            _keys: keys,
+            _keys: c.keys,
         }
     }
 
