@@ -299,20 +299,7 @@ fn detect_posts_its_findings_to_the_centre() {
     )
     .unwrap();
     let admin = admin.trim().to_owned();
-    let run = |args: &[&str]| support::run_in(d, args);
-    run(&[
-        "admin",
-        "org",
-        "add",
-        "--kind",
-        "carrier",
-        "--name",
-        "Carrier K",
-    ]);
-    run(&[
-        "admin", "user", "add", "--org", "2", "--name", "sensor-k", "--role", "member",
-    ]);
-    let carrier = run(&["admin", "token", "issue", "--user", "2"]);
+    let carrier = support::add_carrier(d);
     let server = start_serve([OsStr::new("--data-dir"), d], &[]);
     let out = mamori()
         .args(["detect", "--post", &format!("http://{}", server.addr)])

@@ -105,19 +105,7 @@ fn sensor_finds_the_beacon_posts_it_to_a_real_centre_and_reports_without_clear_s
     let d = data.as_os_str();
     let run = |args: &[&str]| support::run_in(d, args);
     let admin = run(&["init"]);
-    run(&[
-        "admin",
-        "org",
-        "add",
-        "--kind",
-        "carrier",
-        "--name",
-        "Carrier K",
-    ]);
-    run(&[
-        "admin", "user", "add", "--org", "2", "--name", "sensor-k", "--role", "member",
-    ]);
-    let carrier = run(&["admin", "token", "issue", "--user", "2"]);
+    let carrier = support::add_carrier(d);
     let server = start_serve([OsStr::new("--data-dir"), d], &[]);
 
     // The sensor.

@@ -639,6 +639,16 @@ async fn collection(
 
 /// An envelope of visible objects; the bodies are spliced in as stored (they were
 /// serialised from checked `StixObject`s at POST), not parsed again.
+/// A page of objects as the objects and object endpoints answer it: the envelope with
+/// `more`/`next`, and the date-added headers.
+fn envelope_response(rows: &[Visible], more: bool, scanned: Option<i64>) -> Response {
+    taxii_bytes(
+        StatusCode::OK,
+        envelope(rows, more, next_of(more, scanned)),
+        &date_headers(rows),
+    )
+}
+
 fn envelope(rows: &[Visible], more: bool, next: Option<String>) -> Vec<u8> {
     let cap = rows.iter().map(|r| r.0.body.len() + 1).sum::<usize>() + 64;
     let mut b = Vec::with_capacity(cap);
@@ -677,13 +687,7 @@ async fn objects(
     require_read(&c, &caller)?;
     let f = parse_filters(params, VersionMatch::Last)?;
     let (rows, more, scanned) = visible_page(&s, &c.id, f.query, &caller).await?;
-    let next = next_of(more, scanned);
-    let headers = date_headers(&rows);
-    Ok(taxii_bytes(
-        StatusCode::OK,
-        envelope(&rows, more, next),
-        &headers,
-    ))
+    Ok(envelope_response(&rows, more, scanned))
 }
 
 async fn object(
@@ -708,13 +712,7 @@ async fn object(
     if rows.is_empty() && cursor.is_none() {
         return Err(not_found_object(&object));
     }
-    let next = next_of(more, scanned);
-    let headers = date_headers(&rows);
-    Ok(taxii_bytes(
-        StatusCode::OK,
-        envelope(&rows, more, next),
-        &headers,
-    ))
+    Ok(envelope_response(&rows, more, scanned))
 }
 
 fn not_found_object(id: &str) -> TaxiiError {

@@ -108,3 +108,27 @@ pub fn run_in(data: &OsStr, args: &[&str]) -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// Adds carrier "Carrier K" (organisation 2) with member `sensor-k` to the centre in
+/// `data`, and returns the member's token: what a carrier's sensor posts findings with.
+pub fn add_carrier(data: &OsStr) -> String {
+    run_in(
+        data,
+        &[
+            "admin",
+            "org",
+            "add",
+            "--kind",
+            "carrier",
+            "--name",
+            "Carrier K",
+        ],
+    );
+    run_in(
+        data,
+        &[
+            "admin", "user", "add", "--org", "2", "--name", "sensor-k", "--role", "member",
+        ],
+    );
+    run_in(data, &["admin", "token", "issue", "--user", "2"])
+}
