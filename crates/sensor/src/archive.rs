@@ -950,9 +950,10 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, failed: &mut Vec<ReapFailure>) -> 
 
 /// The `mamori.*` key-value metadata of an archive file (expiry, kind, pseudonym key id).
 pub fn file_metadata(path: &Path) -> Result<BTreeMap<String, String>> {
-    let bytes = bytes::Bytes::from(fs::read(path).map_err(ArchiveError::io("read", path))?);
+    // Only the footer is read, not the file.
+    let file = File::open(path).map_err(ArchiveError::io("open", path))?;
     let meta = ParquetMetaDataReader::new()
-        .parse_and_finish(&bytes)
+        .parse_and_finish(&file)
         .map_err(ArchiveError::parquet(path))?;
     Ok(meta
         .file_metadata()

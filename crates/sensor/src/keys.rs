@@ -37,7 +37,6 @@ use crate::record::Recorder;
 use mamori_core::entry::{Act, Actor, Entry, KeyStep};
 use mamori_core::time::Timestamp;
 use mamori_flow::{CryptoPan, CryptoPanKey, ReidentificationApproval};
-use parquet::file::metadata::ParquetMetaDataReader;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
@@ -497,16 +496,8 @@ pub fn scan_key_ids(archive_dir: &Path) -> Result<KeysInUse, KeyError> {
 }
 
 fn key_id_of(path: &Path) -> Option<KeyId> {
-    let file = fs::File::open(path).ok()?;
-    let meta = ParquetMetaDataReader::new().parse_and_finish(&file).ok()?;
-    let value = meta
-        .file_metadata()
-        .key_value_metadata()?
-        .iter()
-        .find(|kv| kv.key == PSEUDONYM_KEY_METADATA)?
-        .value
-        .clone()?;
-    KeyId::parse(&value).ok()
+    let meta = crate::archive::file_metadata(path).ok()?;
+    KeyId::parse(meta.get(PSEUDONYM_KEY_METADATA)?).ok()
 }
 
 #[cfg(test)]
