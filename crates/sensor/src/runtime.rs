@@ -283,14 +283,14 @@ struct Reaper {
 
 impl Reaper {
     fn run(self) {
-        let mut next = Instant::now();
-        while !self.stop.load(Ordering::Relaxed) {
-            if Instant::now() >= next {
+        periodically(
+            &self.stop,
+            self.every.max(Duration::from_secs(1)),
+            true,
+            || {
                 self.pass();
-                next = Instant::now() + self.every.max(Duration::from_secs(1));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            },
+        );
     }
 
     fn pass(&self) {
@@ -731,6 +731,36 @@ fn stamps(paths: &[PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
         .collect()
 }
 
+/// Calls `tick` every `every` until `stop` is set: the first time at once when `at_once`,
+/// else after one period. The stop flag is checked ten times a second.
+fn periodically(stop: &AtomicBool, every: Duration, at_once: bool, mut tick: impl FnMut()) {
+    let mut next = Instant::now() + if at_once { Duration::ZERO } else { every };
+    while !stop.load(Ordering::Relaxed) {
+        if Instant::now() >= next {
+            tick();
+            next = Instant::now() + every;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Calls `changed` whenever one of `paths` changes, checked every `every` until `stop`.
+fn on_file_change(
+    paths: &[PathBuf],
+    every: Duration,
+    stop: &AtomicBool,
+    mut changed: impl FnMut(),
+) {
+    let mut seen = stamps(paths);
+    periodically(stop, every, false, || {
+        let now = stamps(paths);
+        if now != seen {
+            seen = now;
+            changed();
+        }
+    });
+}
+
 /// A value the stages read per batch and a reloader replaces whole (the lock is held only
 /// to clone or swap the `Arc`).
 #[derive(Debug)]
@@ -776,19 +806,7 @@ impl GeoReloader {
             .cloned()
             .chain(self.geo.cidr_lists.iter().map(|l| l.path.clone()))
             .collect();
-        let mut seen = stamps(&paths);
-        let mut next = Instant::now() + self.every;
-        while !self.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-            if Instant::now() < next {
-                continue;
-            }
-            next = Instant::now() + self.every;
-            let now = stamps(&paths);
-            if now == seen {
-                continue;
-            }
-            seen = now;
+        on_file_change(&paths, self.every, &self.stop, || {
             match self.geo.load(Path::new("")) {
                 Ok(table) => {
                     tracing::info!("country table refreshed");
@@ -802,26 +820,17 @@ impl GeoReloader {
                         .fetch_add(1, Ordering::Relaxed);
                 }
             }
-        }
+        });
     }
 }
 
 impl IndicatorReloader {
     fn run(self) {
-        let mut seen = stamps(&self.paths);
-        let mut next = Instant::now() + self.every;
-        while !self.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-            if Instant::now() < next {
-                continue;
-            }
-            next = Instant::now() + self.every;
-            let now = stamps(&self.paths);
-            if now == seen {
-                continue;
-            }
-            seen = now;
-            match load_indicators(&self.paths) {
+        on_file_change(
+            &self.paths,
+            self.every,
+            &self.stop,
+            || match load_indicators(&self.paths) {
                 Ok(set) => {
                     tracing::info!(entries = set.len(), "indicator lists reloaded");
                     self.slot.store(Arc::new(set));
@@ -835,8 +844,8 @@ impl IndicatorReloader {
                         .indicator_reload_errors
                         .fetch_add(1, Ordering::Relaxed);
                 }
-            }
-        }
+            },
+        );
     }
 }
 
