@@ -4,9 +4,9 @@
 use crate::flows::{BatchSink, Format, read_file};
 use anyhow::Context;
 use mamori_detect::eval::{Labels, evaluate};
-use mamori_detect::{DetectConfig, Detectors, Finding, IndicatorSetBuilder, ScanProfile};
+use mamori_detect::{DetectConfig, Detectors, Finding, ScanProfile};
 use mamori_flow::FlowBatch;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,27 +23,9 @@ fn open(path: &Path) -> anyhow::Result<BufReader<std::fs::File>> {
     ))
 }
 
-/// Loads indicator lists: abuse.ch Feodo CSV or Spamhaus DROP/EDROP, told apart by content;
-/// each hit names its feed (the file's name).
+/// Loads indicator lists (the sensor's loader: Feodo CSV or DROP/EDROP, feed = file name).
 fn indicators(files: &[PathBuf]) -> anyhow::Result<Arc<mamori_detect::IndicatorSet>> {
-    let mut builder = IndicatorSetBuilder::new();
-    for path in files {
-        let feed = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("indicators")
-            .to_owned();
-        let mut input = open(path)?;
-        let head = String::from_utf8_lossy(input.fill_buf()?).to_lowercase();
-        let n = if head.contains("dst_ip") || head.contains("abuse.ch") {
-            builder.add_feodo_csv(input, &feed)
-        } else {
-            builder.add_drop_list(input, &feed)
-        }
-        .with_context(|| format!("reading indicators from {}", path.display()))?;
-        tracing::info!(feed, n, "indicators loaded");
-    }
-    Ok(Arc::new(builder.build()))
+    Ok(Arc::new(mamori_sensor::runtime::load_indicators(files)?))
 }
 
 pub(crate) struct DetectArgs {

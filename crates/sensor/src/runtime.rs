@@ -684,9 +684,10 @@ fn detect_config(cfg: &SensorConfig) -> Result<DetectConfig, RuntimeError> {
     Ok(d)
 }
 
-/// Builds one indicator set from the configured lists (abuse.ch Feodo CSV or Spamhaus
-/// DROP/EDROP, told apart by their header); each hit names its file as the feed.
-fn load_indicators(paths: &[PathBuf]) -> Result<IndicatorSet, RuntimeError> {
+/// Builds one indicator set from indicator lists (abuse.ch Feodo CSV or Spamhaus
+/// DROP/EDROP, told apart by their header); each hit names its file as the feed. Used by
+/// the sensor and by `mamori detect --indicators`.
+pub fn load_indicators(paths: &[PathBuf]) -> Result<IndicatorSet, RuntimeError> {
     let mut b = IndicatorSetBuilder::new();
     for path in paths {
         let feed = path
