@@ -773,3 +773,39 @@ fn a_changed_country_list_is_refreshed_while_running() {
     assert_eq!(end.counters.detection.geo_reload_errors, 0);
     assert!(end.counters.selection.kept_per_flow + end.counters.selection.aggregated > 0);
 }
+
+/// A list rewritten with garbage is refused and counted; the set in force stays and still
+/// finds what it listed (bad input loses nothing already loaded).
+#[test]
+fn a_broken_indicator_list_keeps_the_set_in_force() {
+    let (Some(geo), Some(v9)) = (geo(), common::test_data(V9)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("local-drop.txt");
+    std::fs::write(&list, "141.193.213.0/24 ; SBL999999\n").unwrap();
+    let watch = dir.path().join("incoming");
+    std::fs::create_dir_all(&watch).unwrap();
+    let mut cfg = config(dir.path(), false, &[], std::slice::from_ref(&watch));
+    cfg.detection.indicators = vec![list.clone()];
+    cfg.detection.indicators_reload = Duration::from_millis(200);
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )));
+    let sensor = start(&cfg, geo, static_key(), Arc::clone(&rec), clock);
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&list, "this is not an address list ; at all\n").unwrap();
+    wait_until("the broken list refused", Duration::from_secs(20), || {
+        status(&sensor).counters.detection.indicator_reload_errors >= 1
+    });
+    std::fs::copy(&v9, watch.join("export.pcap")).unwrap();
+    wait_until("the indicator hit listed", Duration::from_secs(60), || {
+        status(&sensor)
+            .concern_list
+            .iter()
+            .any(|c| c.server.to_string() == BEACON && c.reason.starts_with("indicator"))
+    });
+    let end = sensor.stop();
+    assert_eq!(end.counters.detection.indicator_reloads, 0);
+}
