@@ -61,6 +61,7 @@ pub async fn fresh_postgres_url() -> Option<String> {
         .connect()
         .await
         .expect("connect to MAMORI_TEST_POSTGRES_URL");
+    drop_stale_databases(&mut conn).await;
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
@@ -71,6 +72,52 @@ pub async fn fresh_postgres_url() -> Option<String> {
         .rsplit_once('/')
         .expect("MAMORI_TEST_POSTGRES_URL names a database");
     Some(format!("{server}/{name}"))
+}
+
+/// The process id a test database name carries (`mamori_test_{pid}_{seq}_{nanos}`).
+fn test_database_pid(name: &str) -> Option<u32> {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return None;
+    }
+    name.strip_prefix("mamori_test_")?
+        .split('_')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Drops the test databases of test processes that have ended, once per process, so a
+/// long-lived cluster (a developer's, or CI's across test binaries) does not grow by one
+/// database per test until the disk fills. Databases of live processes are left alone:
+/// test binaries run concurrently. Failures are ignored — this is housekeeping.
+async fn drop_stale_databases(conn: &mut sqlx::PgConnection) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let mut first = false;
+    ONCE.call_once(|| first = true);
+    if !first || !std::path::Path::new("/proc/self").exists() {
+        return;
+    }
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'mamori_test_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let Some(pid) = test_database_pid(&name) else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut *conn)
+        .await;
+    }
 }
 
 /// Instantiates each named `async fn(Store)` twice: `sqlite::NAME` always, and
@@ -115,5 +162,20 @@ impl crate::Tx {
     /// Which backend, for tests whose SQL differs between them.
     pub fn is_postgres(&self) -> bool {
         self.backend() == crate::Backend::Postgres
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_database_pid;
+
+    #[test]
+    fn only_our_database_names_yield_a_pid() {
+        assert_eq!(test_database_pid("mamori_test_4242_3_123456"), Some(4242));
+        assert_eq!(test_database_pid("mamori_test_x_3_1"), None);
+        assert_eq!(test_database_pid("postgres"), None);
+        // Never a name that would need quoting in DROP DATABASE.
+        assert_eq!(test_database_pid("mamori_test_1_a;drop"), None);
+        assert_eq!(test_database_pid("mamori_test_1_A"), None);
     }
 }
