@@ -144,17 +144,39 @@ impl GeoConfig {
         for p in &self.rir_delegated {
             let path = base.join(p);
             let f = std::fs::File::open(&path).map_err(ConfigError::io(&path))?;
-            b.add_rir_delegations(std::io::BufReader::new(f))
+            let report = b
+                .add_rir_delegations(std::io::BufReader::new(f))
                 .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            usable(&path, &report)?;
         }
         for l in &self.cidr_lists {
             let path = base.join(&l.path);
             let f = std::fs::File::open(&path).map_err(ConfigError::io(&path))?;
-            b.add_cidr_list(std::io::BufReader::new(f), l.country)
+            let report = b
+                .add_cidr_list(std::io::BufReader::new(f), l.country)
                 .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?;
+            usable(&path, &report)?;
         }
         Ok(b.build())
     }
+}
+
+/// Refuses a country file that did not parse cleanly. The selection rests on this table
+/// (CI-2), so a file caught half-written, an HTML error page saved in place of a list, or a
+/// wrong format must not become a table with countries missing: at start it is a
+/// configuration error, on refresh the table in force stays (the RIR and CIDR files that
+/// real registries publish have no malformed line).
+fn usable(path: &Path, report: &mamori_flow::LoadReport) -> Result<(), ConfigError> {
+    let prefixes = report.ipv4_prefixes + report.ipv6_prefixes;
+    if report.malformed > 0 || prefixes == 0 {
+        return Err(ConfigError::Invalid(format!(
+            "{}: {} malformed line(s) and {prefixes} prefix(es); a country file must parse \
+             cleanly (is it complete, and in the format its setting names?)",
+            path.display(),
+            report.malformed
+        )));
+    }
+    Ok(())
 }
 
 /// Pseudonym keys (issue 6 part 1; CI-4): one Crypto-PAn key per period, in the data

@@ -774,6 +774,53 @@ fn a_changed_country_list_is_refreshed_while_running() {
     assert!(end.counters.selection.kept_per_flow + end.counters.selection.aggregated > 0);
 }
 
+/// A country list rewritten with garbage (a half-written download, an error page saved in
+/// its place) is refused and counted on refresh; the table in force stays, so the beacon's
+/// server is still foreign and still found (CI-2: the selection never runs on a table with
+/// countries missing). At start the same file is a configuration error naming it.
+#[test]
+fn a_broken_country_list_keeps_the_table_in_force() {
+    let Some(v9) = common::test_data(V9) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("us.cidr");
+    std::fs::write(&list, "192.0.2.0/24\n141.193.213.0/24\n").unwrap();
+    let watch = dir.path().join("incoming");
+    std::fs::create_dir_all(&watch).unwrap();
+    let mut cfg = config(dir.path(), false, &[], std::slice::from_ref(&watch));
+    cfg.geo = SensorConfig::from_toml(&format!(
+        "[geo]\ncidr_lists = [{{ country = \"US\", path = {list:?} }}]\nrefresh = \"1s\"\n"
+    ))
+    .unwrap()
+    .geo;
+    let geo = cfg.geo.load(Path::new("")).unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )));
+    let sensor = start(&cfg, geo, static_key(), Arc::clone(&rec), clock);
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&list, "<html><body>502 Bad Gateway</body></html>\n").unwrap();
+    wait_until("the broken list refused", Duration::from_secs(20), || {
+        status(&sensor).counters.detection.geo_reload_errors >= 1
+    });
+    std::fs::copy(&v9, watch.join("export.pcap")).unwrap();
+    wait_until("the beacon listed", Duration::from_secs(60), || {
+        status(&sensor)
+            .concern_list
+            .iter()
+            .any(|c| c.server.to_string() == BEACON)
+    });
+    let end = sensor.stop();
+    assert_eq!(end.counters.detection.geo_reloads, 0);
+    let err = cfg.geo.load(Path::new("")).unwrap_err().to_string();
+    assert!(
+        err.contains("us.cidr") && err.contains("1 malformed"),
+        "{err}"
+    );
+}
+
 /// A list rewritten with garbage is refused and counted; the set in force stays and still
 /// finds what it listed (bad input loses nothing already loaded).
 #[test]
