@@ -10,7 +10,11 @@
 //! MAMORI_TEST_DATA=/work/shared/data cargo bench -p mamori-sensor --bench pipeline
 //! ```
 //! `MAMORI_BENCH_PLAN` = `rate:seconds,...` (default `1000000:20,2000000:10`) and
-//! `MAMORI_BENCH_REPEAT` (default 3) tune it.
+//! `MAMORI_BENCH_REPEAT` (default 3) tune it. `MAMORI_BENCH_VARY=1` makes every pass over
+//! the capture new traffic: the far side's host byte and the subscriber's ephemeral port
+//! shift with the pass number, so the pseudonym cache, the selection, the aggregates and
+//! the detectors meet hundreds of thousands of hosts and millions of flows instead of the
+//! capture's 594 again and again.
 
 #![allow(
     clippy::unwrap_used,
@@ -69,11 +73,117 @@ fn records_per_pass(ring: &[Vec<u8>]) -> u64 {
     b.records.len() as u64
 }
 
+/// Where one NetFlow v9 data record keeps its addresses and ports.
+#[derive(Clone, Copy)]
+struct Site {
+    src: usize,
+    dst: usize,
+    sport: usize,
+    dport: usize,
+}
+
+/// The address and port fields of every data record in `ring` (softflowd's v9: templates
+/// with IPV4_SRC_ADDR 8, IPV4_DST_ADDR 12, L4_SRC_PORT 7, L4_DST_PORT 11), per datagram.
+fn sites(ring: &[Vec<u8>]) -> Vec<Vec<Site>> {
+    let u16_at = |b: &[u8], i: usize| u16::from_be_bytes([b[i], b[i + 1]]) as usize;
+    let mut templates: std::collections::HashMap<usize, (usize, [Option<usize>; 4])> =
+        Default::default();
+    let mut out = Vec::new();
+    for d in ring {
+        let mut found = Vec::new();
+        let mut at = 20; // v9 header
+        while at + 4 <= d.len() {
+            let (id, len) = (u16_at(d, at), u16_at(d, at + 2));
+            if len < 4 || at + len > d.len() {
+                break;
+            }
+            if id == 0 {
+                let mut t = at + 4;
+                while t + 4 <= at + len {
+                    let (tid, count) = (u16_at(d, t), u16_at(d, t + 2));
+                    let (mut off, mut pos) = (0, [None; 4]);
+                    for f in 0..count {
+                        let (ty, flen) = (u16_at(d, t + 4 + 4 * f), u16_at(d, t + 6 + 4 * f));
+                        let slot = match ty {
+                            8 => Some(0),
+                            12 => Some(1),
+                            7 => Some(2),
+                            11 => Some(3),
+                            _ => None,
+                        };
+                        if let Some(slot) = slot {
+                            pos[slot] = Some(off);
+                        }
+                        off += flen;
+                    }
+                    templates.insert(tid, (off, pos));
+                    t += 4 + 4 * count;
+                }
+            } else if let Some(&(size, [Some(src), Some(dst), Some(sport), Some(dport)])) =
+                templates.get(&id)
+            {
+                let mut r = at + 4;
+                while size > 0 && r + size <= at + len {
+                    found.push(Site {
+                        src: r + src,
+                        dst: r + dst,
+                        sport: r + sport,
+                        dport: r + dport,
+                    });
+                    r += size;
+                }
+            }
+            at += len;
+        }
+        out.push(found);
+    }
+    out
+}
+
+/// The capture's subscribers, as the benchmark's selection names them.
+fn subscriber(a: &[u8]) -> bool {
+    matches!(a, [147, 32, ..] | [10, ..] | [192, 168, ..])
+}
+
+/// `datagram` as pass `pass` sends it: the far side's host byte plus `pass`, the
+/// subscriber's ephemeral port shifted by `pass` (within 1024–65535).
+fn vary(datagram: &[u8], sites: &[Site], pass: u64, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(datagram);
+    let shift = |port: &mut [u8]| {
+        let p = u16::from_be_bytes([port[0], port[1]]) as u64;
+        if p >= 1024 {
+            let q = 1024 + (p - 1024 + pass.wrapping_mul(131)) % 64512;
+            port.copy_from_slice(&(q as u16).to_be_bytes());
+        }
+    };
+    for s in sites {
+        let (far, port) = if subscriber(&out[s.src..s.src + 4]) {
+            (s.dst, s.sport)
+        } else {
+            (s.src, s.dport)
+        };
+        out[far + 3] = out[far + 3].wrapping_add(pass as u8);
+        if !subscriber(&out[far..far + 4]) {
+            shift(&mut out[port..port + 2]);
+        }
+    }
+}
+
 /// The sender role: `rate` records/s for `seconds`, paced per datagram.
 fn sender(to: SocketAddr, rate: u64, seconds: u64) {
     let ring = datagrams(&data().join(V9));
+    let varied = std::env::var("MAMORI_BENCH_VARY").as_deref() == Ok("1");
+    let sites = sites(&ring);
+    let mut scratch = Vec::new();
+    let per_pass_sites: usize = sites.iter().map(Vec::len).sum();
     let per_pass = records_per_pass(&ring);
     let per_datagram = per_pass as f64 / ring.len() as f64;
+    // Every record is varied, or the figures would be for a different mix.
+    assert!(
+        !varied || per_pass_sites as u64 == per_pass,
+        "{per_pass_sites} sites for {per_pass} records"
+    );
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.connect(to).unwrap();
     // Templates first, then the paced loop.
@@ -91,7 +201,13 @@ fn sender(to: SocketAddr, rate: u64, seconds: u64) {
         }
         let due = (elapsed.as_secs_f64() * datagrams_per_sec) as u64;
         while sent < due {
-            let _ = sock.send(&ring[(sent as usize) % ring.len()]);
+            let i = (sent as usize) % ring.len();
+            if varied {
+                vary(&ring[i], &sites[i], sent / ring.len() as u64, &mut scratch);
+                let _ = sock.send(&scratch);
+            } else {
+                let _ = sock.send(&ring[i]);
+            }
             sent += 1;
         }
         std::hint::spin_loop();
