@@ -83,7 +83,10 @@ enum Format {
         spans: Vec<(usize, usize)>,
         columns: Option<Columns>,
     },
-    Json,
+    Json {
+        /// The key order of the lines read so far (speeds the scanner up only).
+        order: crate::zeek_json::KeyOrder,
+    },
 }
 
 /// Reads Zeek `conn.log` lines into flow batches; detects TSV or JSON from the first byte.
@@ -125,7 +128,9 @@ impl<R: BufRead> ZeekConnReader<R> {
             }
         };
         let format = if json {
-            Format::Json
+            Format::Json {
+                order: crate::zeek_json::KeyOrder::default(),
+            }
         } else {
             Format::Tsv {
                 spans: Vec::with_capacity(32),
@@ -169,7 +174,7 @@ impl<R: BufRead> ZeekConnReader<R> {
         let fast = *fast;
         let each = |l: &[u8], batch: &mut FlowBatch| match format {
             Format::Tsv { spans, columns } => tsv_line(l, spans, columns, batch, fast),
-            Format::Json => json_line(l, batch, fast),
+            Format::Json { order } => json_line(l, batch, fast, order),
         };
         let n = if fast {
             text::for_each_line(input, line, batch, max_lines, each)?
@@ -342,20 +347,20 @@ pub(crate) struct ConnJson<'a> {
     pub(crate) resp_ip_bytes: Option<u64>,
 }
 
-fn json_line(line: &[u8], batch: &mut FlowBatch, fast: bool) -> Line {
+fn json_line(
+    line: &[u8],
+    batch: &mut FlowBatch,
+    fast: bool,
+    order: &mut crate::zeek_json::KeyOrder,
+) -> Line {
     let trimmed = line.trim_ascii();
     if trimmed.is_empty() {
         return Line::Header;
     }
-    let fast_parsed = if fast {
-        crate::zeek_json::scan(trimmed)
-    } else {
-        None
-    };
-    let parsed: ConnFields<'_> = match fast_parsed {
-        Some(p) => p,
+    let mut parsed = ConnFields::default();
+    if !(fast && crate::zeek_json::scan_into(trimmed, order, &mut parsed)) {
         // Anything the scanner does not fully understand takes the serde path.
-        None => match serde_json::from_slice::<ConnJson<'_>>(trimmed) {
+        parsed = match serde_json::from_slice::<ConnJson<'_>>(trimmed) {
             Ok(p) => p.into(),
             Err(_) => {
                 batch.count(Anomaly::MalformedLine {
@@ -363,8 +368,8 @@ fn json_line(line: &[u8], batch: &mut FlowBatch, fast: bool) -> Line {
                 });
                 return Line::Data;
             }
-        },
-    };
+        };
+    }
     match conn_json(&parsed) {
         Ok(r) => batch.records.push(r),
         Err(a) => batch.count(a),

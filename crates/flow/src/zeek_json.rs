@@ -101,108 +101,386 @@ fn key_reference(k: &[u8]) -> Option<Key> {
     })
 }
 
-/// The fields of one line (already trimmed), or `None` when the line must take the
-/// `serde_json` path.
-pub(crate) fn scan(line: &[u8]) -> Option<ConnFields<'_>> {
-    scan_compact(line).or_else(|| scan_general(line))
-}
-
-/// Whether a line holds no byte that makes a string more than "bytes between two
-/// quotes": no backslash, no control character, nothing outside ASCII. One branch-free
-/// fold, which the compiler vectorises.
-fn plain_ascii(line: &[u8]) -> bool {
-    !line.iter().fold(false, |acc, &b| {
-        acc | (b < 0x20) | (b == b'\\') | (b >= 0x80)
-    })
-}
-
-/// How many ASCII digits `b` starts with.
-fn digit_run(b: &[u8]) -> usize {
-    b.iter()
-        .position(|c| !c.is_ascii_digit())
-        .unwrap_or(b.len())
-}
-
-/// The position of the next `"` at or after `from`, eight bytes at a time.
-fn next_quote(line: &[u8], mut from: usize) -> Option<usize> {
-    const QUOTES: u64 = 0x2222_2222_2222_2222;
-    while let Some(chunk) = line.get(from..from + 8) {
-        let word: [u8; 8] = chunk.try_into().ok()?;
-        let q = zero_bytes(u64::from_le_bytes(word) ^ QUOTES);
-        if q != 0 {
-            return Some(from + (q.trailing_zeros() / 8) as usize);
-        }
-        from += 8;
+/// Reads the fields of one line (already trimmed) into `out` (which starts as
+/// `ConnFields::default()`); `false` when the line must take the `serde_json` path
+/// (`out` then holds nothing meaningful). `order` is the key order seen so far
+/// ([`KeyOrder`]), which only speeds the scan up: the result is the same whatever it
+/// holds.
+pub(crate) fn scan_into<'l>(
+    line: &'l [u8],
+    order: &mut KeyOrder,
+    out: &mut ConnFields<'l>,
+) -> bool {
+    if scan_compact_ordered(line, order, out).is_some() {
+        return true;
     }
-    Some(from + line.get(from..)?.iter().position(|b| *b == b'"')?)
+    match scan_general(line) {
+        Some(c) => {
+            *out = c;
+            true
+        }
+        None => false,
+    }
 }
 
-/// The common case: a compact line (no blank between tokens) of plain ASCII strings
-/// ([`plain_ascii`]), walked from quote to quote. Anything else is left to
-/// [`scan_general`].
+/// [`scan_into`] without a remembered key order (every key searched for).
+#[cfg(test)]
+pub(crate) fn scan(line: &[u8]) -> Option<ConnFields<'_>> {
+    let mut c = ConnFields::default();
+    scan_into(line, &mut KeyOrder::default(), &mut c).then_some(c)
+}
+
+/// [`scan_compact_ordered`] without a remembered key order.
+#[cfg(test)]
 fn scan_compact(line: &[u8]) -> Option<ConnFields<'_>> {
-    if line.first() != Some(&b'{') || !plain_ascii(line) {
+    let mut c = ConnFields::default();
+    scan_compact_ordered(line, &mut KeyOrder::default(), &mut c).map(|()| c)
+}
+
+/// Zeek writes the keys of every line in the same order (leaving out the unset ones), so
+/// the scanner remembers the `"key":` byte sequences it met, in order, each with what
+/// the key is ([`Key`] or skipped), and at each position of the next line first compares
+/// the expected sequence with the line's bytes: one masked three-word compare instead of
+/// a quote search and a key lookup.
+///
+/// **Architecture invariant:** a slot matches only when the line holds exactly its
+/// `"key":` bytes, and a slot is only learnt from a key the scanner has read as a plain
+/// string (no backslash, control or non-ASCII byte), so a match identifies the key as
+/// surely as reading it would: the order changes the speed of the scan, never its result
+/// (CI-1). A line whose order differs (a key missing, an extra key, keys swapped) matches
+/// a later slot (up to [`LOOKAHEAD`] ahead) or is read by searching, and the key read
+/// is inserted at that position, so the order grows to a superset of the forms seen
+/// (at most [`MAX_SLOTS`] slots; keys longer than [`MAX_KEY`] bytes are never learnt).
+#[derive(Debug, Default)]
+pub(crate) struct KeyOrder {
+    slots: Vec<Slot>,
+}
+
+/// Most slots a [`KeyOrder`] keeps (Zeek's `conn.log` has about 25 fields).
+const MAX_SLOTS: usize = 64;
+/// How many slots past the expected one a key is looked for before it is searched.
+const LOOKAHEAD: usize = 8;
+/// Longest `"key":` sequence a slot holds (two words; every known key fits).
+const MAX_KEY: usize = 16;
+
+/// One remembered `"key":` sequence.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// The bytes as one little-endian number, zero past `len`.
+    bytes: u128,
+    /// All-ones over the first `len` bytes.
+    mask: u128,
+    len: usize,
+    key: Option<Key>,
+}
+
+impl Slot {
+    /// A slot for `quoted` (`"key":`), or `None` when it is longer than [`MAX_KEY`].
+    fn new(quoted: &[u8], key: Option<Key>) -> Option<Self> {
+        let mut bytes = [0u8; MAX_KEY];
+        let mut mask = [0u8; MAX_KEY];
+        bytes.get_mut(..quoted.len())?.copy_from_slice(quoted);
+        mask.get_mut(..quoted.len())?.fill(0xff);
+        Some(Self {
+            bytes: u128::from_le_bytes(bytes),
+            mask: u128::from_le_bytes(mask),
+            len: quoted.len(),
+            key,
+        })
+    }
+
+    /// Whether `at` starts with this slot's bytes: one masked compare of sixteen bytes,
+    /// or byte by byte within sixteen bytes of the line's end.
+    fn matches(&self, at: &[u8]) -> bool {
+        match at.first_chunk::<MAX_KEY>() {
+            Some(head) => (u128::from_le_bytes(*head) ^ self.bytes) & self.mask == 0,
+            None => {
+                let Some(head) = at.get(..self.len) else {
+                    return false;
+                };
+                let bytes = self.bytes.to_le_bytes();
+                bytes.get(..self.len) == Some(head)
+            }
+        }
+    }
+}
+
+impl KeyOrder {
+    /// The slot matching `at`, expected at `next`: its length and key. A match further
+    /// on (up to [`LOOKAHEAD`] slots: keys this line leaves out) drops the slots in
+    /// between, so the order stays the last line's.
+    #[inline]
+    fn find(&mut self, at: &[u8], next: usize) -> Option<(usize, Option<Key>)> {
+        let slot = self.slots.get(next)?;
+        if slot.matches(at) {
+            return Some((slot.len, slot.key));
+        }
+        self.find_ahead(at, next)
+    }
+
+    /// [`KeyOrder::find`] past the expected slot.
+    #[cold]
+    fn find_ahead(&mut self, at: &[u8], next: usize) -> Option<(usize, Option<Key>)> {
+        let ahead = self.slots.get(next + 1..)?;
+        let j = ahead.iter().take(LOOKAHEAD).position(|s| s.matches(at))?;
+        let slot = *ahead.get(j)?;
+        self.slots.drain(next..next + 1 + j);
+        Some((slot.len, slot.key))
+    }
+
+    /// Remembers `quoted` (`"key":`, read from the line) at position `next`; returns the
+    /// position after it.
+    #[cold]
+    fn learn(&mut self, next: usize, quoted: &[u8], key: Option<Key>) -> usize {
+        if self.slots.len() >= MAX_SLOTS {
+            return next;
+        }
+        match Slot::new(quoted, key) {
+            Some(slot) => {
+                let at = next.min(self.slots.len());
+                self.slots.insert(at, slot);
+                at + 1
+            }
+            None => next,
+        }
+    }
+
+    /// The line ended at `next`: slots past it are keys this line left out.
+    fn end(&mut self, next: usize) {
+        self.slots.truncate(next);
+    }
+}
+
+/// The position of the `"` that closes a plain string (no backslash, no control
+/// character, nothing outside ASCII) starting at `from`; `None` when the string ends
+/// otherwise or is not plain. Eight bytes at a time: [`maybe_special`] flags the bytes
+/// that may end or interrupt the run, and the first flagged byte decides.
+fn plain_string_end(line: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let (p, b) = match line.get(from..)?.first_chunk::<8>() {
+            Some(chunk) => {
+                let m = maybe_special(u64::from_le_bytes(*chunk));
+                if m == 0 {
+                    from += 8;
+                    continue;
+                }
+                let p = from + (m.trailing_zeros() / 8) as usize;
+                (p, *line.get(p)?)
+            }
+            None => {
+                let tail = line.get(from..)?;
+                let i = tail
+                    .iter()
+                    .position(|b| *b < 0x23 || *b == b'\\' || *b >= 0x80)?;
+                (from + i, *tail.get(i)?)
+            }
+        };
+        match b {
+            b'"' => return Some(p),
+            // Flagged but plain: go on after it.
+            b' ' | b'!' => from = p + 1,
+            _ => return None,
+        }
+    }
+}
+
+/// High bit set in each byte of `x` below 0x23 (control characters, blank, `!`, `"`),
+/// equal to `\` or outside ASCII: a superset of the bytes that end or interrupt a plain
+/// string run, in fewer operations than [`special_bytes`].
+fn maybe_special(x: u64) -> u64 {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // (b & 0x7f) + 0x5d has its high bit clear exactly when (b & 0x7f) < 0x23.
+    let below = !((x & LO7).wrapping_add(0x5d5d_5d5d_5d5d_5d5d)) & HI;
+    let backslash = zero_bytes(x ^ 0x5c5c_5c5c_5c5c_5c5c);
+    below | backslash | (x & HI)
+}
+
+/// The common case: a compact line (no blank between tokens) whose strings are plain
+/// ([`plain_string_end`]), its keys matched against `order` ([`KeyOrder`]) or searched.
+/// Anything else is left to [`scan_general`].
+fn scan_compact_ordered<'l>(
+    line: &'l [u8],
+    order: &mut KeyOrder,
+    c: &mut ConnFields<'l>,
+) -> Option<()> {
+    if line.first() != Some(&b'{') {
         return None;
     }
-    let mut c = ConnFields::default();
     let mut seen = 0u16;
     let mut p = 1; // the next key's opening quote
     if line.get(p) == Some(&b'}') {
-        return (line.len() == 2).then_some(c);
+        return (line.len() == 2).then_some(());
     }
+    let mut next = 0; // the slot expected at `p`
     loop {
-        if line.get(p) != Some(&b'"') {
-            return None;
-        }
-        let close = next_quote(line, p + 1)?;
-        if line.get(close + 1) != Some(&b':') {
-            return None;
-        }
-        let k = key(line.get(p + 1..close)?);
-        let v = close + 2;
-        let end = if line.get(v) == Some(&b'"') {
-            let vclose = next_quote(line, v + 1)?;
-            if let Some(k) = k {
-                let value = line.get(v + 1..vclose)?;
-                let slot = match k {
-                    Key::OrigH => &mut c.orig_h,
-                    Key::RespH => &mut c.resp_h,
-                    Key::Proto => &mut c.proto,
-                    _ => return None, // a string for a number: serde refuses the line
-                };
-                mark(&mut seen, k)?;
-                *slot = Some(value);
+        let at = line.get(p..)?;
+        let (k, v) = match order.find(at, next) {
+            Some((len, k)) => {
+                next += 1;
+                (k, p + len)
             }
-            vclose + 1
-        } else {
-            let mut s = Scanner { b: line, at: v };
-            match k {
-                None => s.skip_value()?,
-                Some(k) => {
-                    mark(&mut seen, k)?;
-                    match k {
-                        Key::Ts => c.ts = s.opt_f64()?,
-                        Key::Duration => c.duration = s.opt_f64()?,
-                        Key::OrigP => c.orig_p = s.opt_u64()?,
-                        Key::RespP => c.resp_p = s.opt_u64()?,
-                        Key::OrigPkts => c.orig_pkts = s.opt_u64()?,
-                        Key::OrigIpBytes => c.orig_ip_bytes = s.opt_u64()?,
-                        Key::RespPkts => c.resp_pkts = s.opt_u64()?,
-                        Key::RespIpBytes => c.resp_ip_bytes = s.opt_u64()?,
-                        // `null` for a string field; anything else declines.
-                        Key::OrigH => c.orig_h = s.null_str()?,
-                        Key::RespH => c.resp_h = s.null_str()?,
-                        Key::Proto => c.proto = s.null_str()?,
-                    }
+            None => {
+                if at.first() != Some(&b'"') {
+                    return None;
+                }
+                let close = plain_string_end(line, p + 1)?;
+                if line.get(close + 1) != Some(&b':') {
+                    return None;
+                }
+                let k = key(line.get(p + 1..close)?);
+                next = order.learn(next, line.get(p..close + 2)?, k);
+                (k, close + 2)
+            }
+        };
+        let end = match k {
+            None => skip_value(line, v)?,
+            Some(k) => {
+                mark(&mut seen, k)?;
+                match k {
+                    Key::Ts => opt_f64(line, v, &mut c.ts)?,
+                    Key::Duration => opt_f64(line, v, &mut c.duration)?,
+                    Key::OrigP => opt_u64(line, v, &mut c.orig_p)?,
+                    Key::RespP => opt_u64(line, v, &mut c.resp_p)?,
+                    Key::OrigPkts => opt_u64(line, v, &mut c.orig_pkts)?,
+                    Key::OrigIpBytes => opt_u64(line, v, &mut c.orig_ip_bytes)?,
+                    Key::RespPkts => opt_u64(line, v, &mut c.resp_pkts)?,
+                    Key::RespIpBytes => opt_u64(line, v, &mut c.resp_ip_bytes)?,
+                    Key::OrigH => opt_plain_str(line, v, &mut c.orig_h)?,
+                    Key::RespH => opt_plain_str(line, v, &mut c.resp_h)?,
+                    Key::Proto => opt_plain_str(line, v, &mut c.proto)?,
                 }
             }
-            s.at
         };
         match line.get(end)? {
             b',' => p = end + 1,
-            b'}' if end + 1 == line.len() => return Some(c),
+            b'}' if end + 1 == line.len() => {
+                order.end(next);
+                return Some(());
+            }
             _ => return None,
         }
+    }
+}
+
+/// Whether `line` holds `word` at `at`; the position after it.
+fn literal_at(line: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+    let end = at + word.len();
+    (line.get(at..end)? == word).then_some(end)
+}
+
+/// Steps over a scalar value at `at` whose strings are plain; the position after it.
+fn skip_value(line: &[u8], at: usize) -> Option<usize> {
+    match line.get(at)? {
+        b'"' => Some(plain_string_end(line, at + 1)? + 1),
+        b't' => literal_at(line, at, b"true"),
+        b'f' => literal_at(line, at, b"false"),
+        b'n' => literal_at(line, at, b"null"),
+        _ => {
+            let mut s = Scanner { b: line, at };
+            s.skip_number()?;
+            Some(s.at)
+        }
+    }
+}
+
+/// Powers of ten as integers, for joining an integer part and a fraction.
+const POW10_U64: [u64; 20] = {
+    let mut t = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// The value and count of the ASCII digits `b` starts with, in one pass (the value
+/// wraps past 19 digits; callers decline those).
+fn leading_digits(b: &[u8]) -> (u64, usize) {
+    let mut v = 0u64;
+    let mut n = 0;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+        n += 1;
+    }
+    (v, n)
+}
+
+/// A JSON integer of 1 to 19 digits without a leading zero at `rest`'s start, as
+/// `(value, digits)`.
+fn json_uint(rest: &[u8]) -> Option<(u64, usize)> {
+    let (v, n) = leading_digits(rest);
+    if n == 0 || n > 19 || (n > 1 && rest.first() == Some(&b'0')) {
+        return None;
+    }
+    Some((v, n))
+}
+
+/// A `u64` field at `at` into `slot` ([`Scanner::opt_u64`] in one pass); the position
+/// after it.
+fn opt_u64(line: &[u8], at: usize, slot: &mut Option<u64>) -> Option<usize> {
+    let rest = line.get(at..)?;
+    if rest.first() == Some(&b'n') {
+        return literal_at(line, at, b"null");
+    }
+    let (v, n) = json_uint(rest)?;
+    if matches!(rest.get(n), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    *slot = Some(v);
+    Some(at + n)
+}
+
+/// An `f64` field at `at` into `slot` ([`Scanner::opt_f64`] in one pass: the same
+/// conversion as `serde_json`); the position after it.
+#[allow(clippy::cast_precision_loss)] // exactly serde_json's conversion
+fn opt_f64(line: &[u8], at: usize, slot: &mut Option<f64>) -> Option<usize> {
+    let rest = line.get(at..)?;
+    if rest.first() == Some(&b'n') {
+        return literal_at(line, at, b"null");
+    }
+    let (int, n) = json_uint(rest)?;
+    let (f, end) = if rest.get(n) == Some(&b'.') {
+        let frac = rest.get(n + 1..)?;
+        let (digits, k) = leading_digits(frac);
+        if k == 0 {
+            return None;
+        }
+        let significand = if n + k <= 19 {
+            // At most 19 digits in all: no overflow.
+            int * POW10_U64.get(k)? + digits
+        } else {
+            // serde_json takes another path once the significand would overflow.
+            frac.get(..k)?.iter().try_fold(int, |s, c| {
+                s.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+            })?
+        };
+        (significand as f64 / *POW10.get(k)?, n + 1 + k)
+    } else {
+        (int as f64, n)
+    };
+    if matches!(rest.get(end), Some(b'e' | b'E')) {
+        return None;
+    }
+    *slot = Some(f);
+    Some(at + end)
+}
+
+/// A string field at `at` into `slot`: `null` or a plain string; the position after it.
+fn opt_plain_str<'l>(line: &'l [u8], at: usize, slot: &mut Option<&'l [u8]>) -> Option<usize> {
+    match line.get(at)? {
+        b'"' => {
+            let close = plain_string_end(line, at + 1)?;
+            *slot = Some(line.get(at + 1..close)?);
+            Some(close + 1)
+        }
+        b'n' => literal_at(line, at, b"null"),
+        _ => None,
     }
 }
 
@@ -413,16 +691,7 @@ impl<'a> Scanner<'a> {
     /// `null` → `None`; otherwise the digits of a JSON integer as `(value, digits)`,
     /// declining on more than 19 digits and on leading zeros.
     fn unsigned(&mut self) -> Option<(u64, usize)> {
-        let rest = self.b.get(self.at..)?;
-        let n = digit_run(rest);
-        if n == 0 || n > 19 || (n > 1 && rest.first() == Some(&b'0')) {
-            return None;
-        }
-        // At most 19 digits: no overflow.
-        let v = rest
-            .get(..n)?
-            .iter()
-            .fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
+        let (v, n) = json_uint(self.b.get(self.at..)?)?;
         self.at += n;
         Some((v, n))
     }
@@ -477,12 +746,6 @@ impl<'a> Scanner<'a> {
         } else {
             f / *POW10.get(frac_digits)?
         }))
-    }
-
-    /// `null` for a string field.
-    fn null_str(&mut self) -> Option<Option<&'a [u8]>> {
-        self.literal(b"null")?;
-        Some(None)
     }
 
     /// A borrowed string field: `null` or a string without escapes (`serde_json` cannot
