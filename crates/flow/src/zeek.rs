@@ -377,10 +377,19 @@ fn json_line(
     Line::Data
 }
 
-#[allow(clippy::cast_possible_truncation)]
+/// Seconds → whole milliseconds, rounded down; `None` for NaN, infinities and
+/// |ms| ≥ 1e17. The floor is taken on the integer (truncate, then one down for a
+/// negative fraction): exact below 1e17 and without a `floor` call per field.
+#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
 fn seconds_f64_to_ms(s: f64) -> Option<i64> {
-    let ms = (s * 1000.0).floor();
-    (ms.is_finite() && ms.abs() < 1e17).then_some(ms as i64)
+    let ms = s * 1000.0;
+    // NaN compares as nothing: refused with the infinities.
+    if ms.abs().partial_cmp(&1e17) != Some(std::cmp::Ordering::Less) {
+        return None;
+    }
+    // |ms| < 1e17 < 2^63: the truncation is exact, and so is its conversion back.
+    let t = ms as i64;
+    Some(if (t as f64) > ms { t - 1 } else { t })
 }
 
 /// [`ConnJson`] with its strings as bytes: what the record is built from, whichever path
@@ -460,6 +469,20 @@ fn conn_json(c: &ConnFields<'_>) -> Result<FlowRecord, Anomaly> {
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Milliseconds are rounded down exactly as `f64::floor` does, and the same
+        /// values are refused (NaN, infinities, |ms| ≥ 1e17).
+        #[test]
+        fn seconds_round_down_as_floor_does(bits in proptest::prelude::any::<u64>(), small in -1e15f64..1e15) {
+            for s in [f64::from_bits(bits), small, small.trunc() / 1000.0] {
+                let ms = (s * 1000.0).floor();
+                #[allow(clippy::cast_possible_truncation)]
+                let reference = (ms.is_finite() && ms.abs() < 1e17).then_some(ms as i64);
+                proptest::prop_assert_eq!(seconds_f64_to_ms(s), reference, "{}", s);
+            }
+        }
+    }
 
     const TSV: &str = "#separator \\x09\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\n\
 1.5\t10.0.0.1\t1234\t10.0.0.2\t80\ttcp\t-\t3\t180\t-\t(empty)\n\

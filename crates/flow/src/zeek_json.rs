@@ -249,6 +249,18 @@ impl KeyOrder {
     fn end(&mut self, next: usize) {
         self.slots.truncate(next);
     }
+
+    /// The remembered `"key":` sequences, in order.
+    #[cfg(test)]
+    fn keys(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .map(|s| {
+                let bytes = s.bytes.to_le_bytes();
+                String::from_utf8_lossy(bytes.get(..s.len).unwrap_or_default()).into_owned()
+            })
+            .collect()
+    }
 }
 
 /// The position of the `"` that closes a plain string (no backslash, no control
@@ -377,6 +389,17 @@ fn skip_value(line: &[u8], at: usize) -> Option<usize> {
         b'f' => literal_at(line, at, b"false"),
         b'n' => literal_at(line, at, b"null"),
         _ => {
+            // Most skipped numbers are plain integers (byte counts): no leading zero, no
+            // fraction or exponent after them. Anything else is stepped over by the
+            // general number grammar.
+            let rest = line.get(at..)?;
+            let (_, n) = leading_digits(rest);
+            if n > 0
+                && (n == 1 || rest.first() != Some(&b'0'))
+                && !matches!(rest.get(n), Some(b'.' | b'e' | b'E'))
+            {
+                return Some(at + n);
+            }
             let mut s = Scanner { b: line, at };
             s.skip_number()?;
             Some(s.at)
@@ -399,6 +422,7 @@ fn eight_digits(x: u64) -> u64 {
 }
 
 /// Powers of ten up to 1e30, as integers.
+#[allow(clippy::indexing_slicing)] // const evaluation, within the array
 const POW10_U128: [u128; 31] = {
     let mut t = [1u128; 31];
     let mut i = 1;
@@ -529,8 +553,11 @@ fn opt_f64(line: &[u8], at: usize, slot: &mut Option<f64>) -> Option<usize> {
         }
         // serde_json adds digit after digit to a u64 significand and takes another path
         // once it would overflow; the partial sums only grow, so that happens exactly
-        // when the whole exceeds u64::MAX (exact here: at most 19 + 30 < 39 digits).
-        let significand = u64::try_from(int * POW10_U128.get(k)? + frac).ok()?;
+        // when the whole exceeds u64::MAX. Both parts are exact (at most 19 and 30
+        // digits); a u128 overflow means more than 38 digits from a non-zero integer
+        // part, far past u64::MAX too.
+        let whole = int.checked_mul(*POW10_U128.get(k)?)?.checked_add(frac)?;
+        let significand = u64::try_from(whole).ok()?;
         (significand as f64 / *POW10.get(k)?, n + 1 + k)
     } else {
         (int as f64, n)
@@ -901,6 +928,36 @@ mod tests {
         Ok(())
     }
 
+    /// Keys for [`any_key_order_reads_the_same`], each with a value of its type: the
+    /// known ones, prefixes and extensions of them, and one longer than a slot.
+    const KEY_POOL: [(&str, &str); 12] = [
+        ("ts", "1664462456.755299"),
+        ("t", "true"),
+        ("tsx", "2"),
+        ("id.orig_h", r#""10.0.0.1""#),
+        ("id.orig_hh", r#""x""#),
+        ("id.orig_p", "40042"),
+        ("proto", r#""udp""#),
+        ("duration", "0.012166976928710938"),
+        ("orig_pkts", "0"),
+        ("resp_ip_bytes", "139"),
+        ("resp_ip_bytes_", "null"),
+        ("a_key_longer_than_sixteen", r#""a b""#),
+    ];
+
+    /// Values for [`any_key_order_reads_the_same`]: of every kind, right or wrong for
+    /// the key they land on.
+    const VALUES: [&str; 8] = [
+        "1",
+        "1664462456.755299",
+        "0.012166976928710938",
+        r#""10.0.0.1""#,
+        r#""tcp""#,
+        "null",
+        "true",
+        r#""a b""#,
+    ];
+
     const LINE: &str = r#"{"ts":1664462456.755299,"uid":"C5xhsO3uGtOfyrBlHh","id.orig_h":"172.16.1.11","id.orig_p":40042,"id.resp_h":"8.8.8.8","id.resp_p":53,"proto":"udp","service":"dns","duration":0.012166976928710938,"orig_bytes":0,"resp_bytes":111,"conn_state":"SHR","local_orig":true,"local_resp":false,"missed_bytes":0,"history":"Cd","orig_pkts":0,"orig_ip_bytes":0,"resp_pkts":1,"resp_ip_bytes":139}"#;
 
     #[test]
@@ -962,7 +1019,194 @@ mod tests {
         agrees(b"{ }").unwrap();
     }
 
+    /// Scans `lines` in turn with one remembered key order; each line must give what a
+    /// scan without any remembered order gives, and agree with serde_json.
+    fn ordered_agrees(lines: &[&[u8]]) -> Result<KeyOrder, TestCaseError> {
+        let mut order = KeyOrder::default();
+        for line in lines {
+            let mut c = ConnFields::default();
+            let ordered = scan_into(line, &mut order, &mut c).then_some(c);
+            prop_assert_eq!(
+                ordered.clone(),
+                scan(line),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            agrees(line)?;
+            if let Some(c) = ordered {
+                prop_assert_eq!(Some(c), reference(line));
+            }
+        }
+        Ok(order)
+    }
+
+    #[test]
+    fn key_order_follows_the_last_line() {
+        let full = br#"{"ts":1.5,"uid":"C1","id.orig_h":"10.0.0.1","id.orig_p":1,"id.resp_h":"10.0.0.2","id.resp_p":2,"proto":"tcp","duration":0.25,"orig_pkts":3}"#;
+        // Zeek leaves unset fields out: `duration` missing.
+        let missing = br#"{"ts":2.5,"uid":"C2","id.orig_h":"10.0.0.3","id.orig_p":4,"id.resp_h":"10.0.0.4","id.resp_p":5,"proto":"udp","orig_pkts":6}"#;
+        // An extra key, and keys swapped.
+        let extra = br#"{"ts":3.5,"uid":"C3","id.orig_h":"10.0.0.5","id.resp_h":"10.0.0.6","id.orig_p":7,"id.resp_p":8,"proto":"udp","service":"dns","orig_pkts":9}"#;
+        let order = ordered_agrees(&[full, full, missing, extra, full, missing]).unwrap();
+        // The order is the last line's.
+        assert_eq!(
+            order.keys(),
+            [
+                r#""ts":"#,
+                r#""uid":"#,
+                r#""id.orig_h":"#,
+                r#""id.orig_p":"#,
+                r#""id.resp_h":"#,
+                r#""id.resp_p":"#,
+                r#""proto":"#,
+                r#""orig_pkts":"#
+            ]
+        );
+        let mut order = KeyOrder::default();
+        let mut c = ConnFields::default();
+        assert!(scan_into(extra, &mut order, &mut c));
+        assert_eq!((c.orig_p, c.resp_p, c.ts), (Some(7), Some(8), Some(3.5)));
+        assert_eq!(
+            order.keys().get(3).map(String::as_str),
+            Some(r#""id.resp_h":"#)
+        );
+    }
+
+    #[test]
+    fn remembered_keys_never_stand_for_other_keys() {
+        // Keys that a prefix compare would confuse, keys past sixteen bytes (never
+        // remembered), a repeated key after the order was learnt, a key at the very end
+        // of the line (the byte-by-byte compare).
+        let lines: [&[u8]; 9] = [
+            br#"{"ts":1,"tsx":2,"id.orig_h":"1.1.1.1","id.orig_hx":"x","resp_ip_bytes":5}"#,
+            br#"{"tsx":2,"ts":1,"id.orig_hx":"x","id.orig_h":"1.1.1.1","resp_ip_bytes":5}"#,
+            br#"{"t":1,"ts":9,"id.orig_h":"2.2.2.2","a_very_long_key_name":true,"resp_ip_bytes":6}"#,
+            br#"{"t":1,"ts":9,"id.orig_h":"2.2.2.2","a_very_long_key_name":true,"resp_ip_bytes":6}"#,
+            br#"{"t":1,"ts":9,"ts":8}"#,
+            br#"{"t":1,"ts":9,"id.orig_h":"3.3.3.3","id.orig_h":"3.3.3.3"}"#,
+            br#"{"t":1,"ts":9}"#,
+            br#"{"t":1,"tz":9}"#,
+            br#"{"t":1,"ts":9,"proto":"tcp"}"#,
+        ];
+        ordered_agrees(&lines).unwrap();
+        let mut order = KeyOrder::default();
+        let mut c = ConnFields::default();
+        for line in &lines[..4] {
+            c = ConnFields::default();
+            assert!(scan_into(line, &mut order, &mut c));
+        }
+        assert_eq!(
+            (c.ts, c.orig_h, c.resp_ip_bytes),
+            (Some(9.0), Some(&b"2.2.2.2"[..]), Some(6))
+        );
+        assert!(!order.keys().iter().any(|k| k.contains("a_very_long")));
+        // A repeated known key is a duplicate field, whatever the order remembers.
+        assert!(!scan_into(lines[4], &mut order, &mut ConnFields::default()));
+        assert!(!scan_into(lines[5], &mut order, &mut ConnFields::default()));
+    }
+
+    #[test]
+    fn plain_strings_and_skipped_numbers() {
+        for line in [
+            // Blanks and `!` are flagged by the word test but plain.
+            &br#"{"history":"a b!c d e f g h i j","proto":"t p"}"#[..],
+            br#"{"x":0,"y":10,"z":1.5,"w":-1,"v":2e3,"u":0.0}"#,
+        ] {
+            assert!(
+                scan_compact(line).is_some(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            agrees(line).unwrap();
+        }
+        for (line, fast) in [
+            // An escape in a skipped string: the general scanner reads it.
+            (&br#"{"history":"a\"b","ts":1}"#[..], false),
+            (br#"{"x":01}"#, false),
+            (br#"{"x":1.}"#, false),
+            (br#"{"x":-}"#, false),
+            (b"{\"x\":\"a\x7f\"}", true),
+        ] {
+            assert_eq!(
+                scan_compact(line).is_some(),
+                fast,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            agrees(line).unwrap();
+        }
+    }
+
+    /// The digits of `s` up to the first non-digit, one by one (wrapping like
+    /// [`wide_digits`]).
+    fn digits_reference(s: &[u8]) -> (u128, usize) {
+        let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
+        let v = s[..n].iter().fold(0u128, |v, c| {
+            v.wrapping_mul(10).wrapping_add(u128::from(c - b'0'))
+        });
+        (v, n)
+    }
+
     proptest! {
+        /// Eight-at-a-time digit runs equal the byte-by-byte reading, whatever follows.
+        #[test]
+        fn wide_digits_match_a_byte_loop(s in proptest::collection::vec(
+            prop_oneof![8 => b'0'..=b'9', 1 => any::<u8>()], 0..48)
+        ) {
+            prop_assert_eq!(wide_digits(&s), digits_reference(&s));
+        }
+
+        /// Long significands (20 and more digits: serde_json's overflow path) are
+        /// declined or converted bit for bit as serde does.
+        #[test]
+        fn long_floats_decline_or_agree(int in "0|[1-9][0-9]{0,19}", frac in "[0-9]{1,32}") {
+            let line = format!(r#"{{"ts":{int}.{frac},"duration":{int}}}"#);
+            agrees(line.as_bytes())?;
+            // Up to 19 digits in all, never declined.
+            if int.len() + frac.len() <= 19 {
+                prop_assert!(scan_compact(line.as_bytes()).is_some());
+            }
+        }
+
+        /// Runs of lines built from a pool of keys (in random orders, with keys left
+        /// out, repeated, sharing prefixes, longer than a slot; values mostly of the
+        /// key's type) read the same with the remembered order as without it, and as
+        /// serde_json reads them.
+        #[test]
+        fn any_key_order_reads_the_same(
+            lines in proptest::collection::vec(
+                (
+                    prop_oneof![
+                        3 => proptest::sample::subsequence(
+                            (0..KEY_POOL.len()).collect::<Vec<_>>(), 0..=KEY_POOL.len()
+                        ).prop_shuffle(),
+                        1 => proptest::collection::vec(0..KEY_POOL.len(), 0..10),
+                    ],
+                    proptest::collection::vec(0..VALUES.len() * 4, KEY_POOL.len() + 10),
+                ),
+                1..8,
+            )
+        ) {
+            let lines: Vec<Vec<u8>> = lines
+                .iter()
+                .map(|(keys, values)| {
+                    let body: Vec<String> = keys
+                        .iter()
+                        .zip(values)
+                        .map(|(&k, &v)| {
+                            let (key, fitting) = KEY_POOL[k];
+                            // Three times in four the value fits the key.
+                            let value = VALUES.get(v).copied().unwrap_or(fitting);
+                            format!(r#""{key}":{value}"#)
+                        })
+                        .collect();
+                    format!("{{{}}}", body.join(",")).into_bytes()
+                })
+                .collect();
+            let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+            ordered_agrees(&refs)?;
+        }
+
         /// Decimal `ts`/`duration` values of every length convert bit for bit as serde does.
         #[test]
         fn floats_convert_as_serde_does(int in 0u64..10_000_000_000, frac in "[0-9]{1,9}") {
