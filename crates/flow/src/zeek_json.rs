@@ -265,13 +265,13 @@ impl KeyOrder {
 
 /// The position of the `"` that closes a plain string (no backslash, no control
 /// character, nothing outside ASCII) starting at `from`; `None` when the string ends
-/// otherwise or is not plain. Eight bytes at a time: [`maybe_special`] flags the bytes
-/// that may end or interrupt the run, and the first flagged byte decides.
+/// otherwise or is not plain. Eight bytes at a time: [`first_maybe_special`] flags the
+/// first byte that may end or interrupt the run, and that byte decides.
 fn plain_string_end(line: &[u8], mut from: usize) -> Option<usize> {
     loop {
         let (p, b) = match line.get(from..)?.first_chunk::<8>() {
             Some(chunk) => {
-                let m = maybe_special(u64::from_le_bytes(*chunk));
+                let m = first_maybe_special(u64::from_le_bytes(*chunk));
                 if m == 0 {
                     from += 8;
                     continue;
@@ -296,16 +296,20 @@ fn plain_string_end(line: &[u8], mut from: usize) -> Option<usize> {
     }
 }
 
-/// High bit set in each byte of `x` below 0x23 (control characters, blank, `!`, `"`),
-/// equal to `\` or outside ASCII: a superset of the bytes that end or interrupt a plain
-/// string run, in fewer operations than [`special_bytes`].
-fn maybe_special(x: u64) -> u64 {
+/// Flags (high bit) the first byte of `x` (little-endian) that is below 0x23 (control
+/// characters, blank, `!`, `"`), equal to `\` or outside ASCII: a superset of the bytes
+/// that end or interrupt a plain string run. Only the first flag is exact (a borrow from
+/// a flagged byte may flag the bytes after it), which is all [`plain_string_end`] reads:
+/// no byte before the first such byte borrows, so none is flagged.
+fn first_maybe_special(x: u64) -> u64 {
     const HI: u64 = 0x8080_8080_8080_8080;
-    const LO7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    // (b & 0x7f) + 0x5d has its high bit clear exactly when (b & 0x7f) < 0x23.
-    let below = !((x & LO7).wrapping_add(0x5d5d_5d5d_5d5d_5d5d)) & HI;
-    let backslash = zero_bytes(x ^ 0x5c5c_5c5c_5c5c_5c5c);
-    below | backslash | (x & HI)
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // b - 0x23 wraps (high bit) below 0x23; b itself has the high bit outside ASCII.
+    let below_or_high = x.wrapping_sub(0x23 * ONES) | x;
+    // y - 1 wraps where y = b ^ '\' is zero.
+    let y = x ^ (u64::from(b'\\') * ONES);
+    let backslash = y.wrapping_sub(ONES) & !y;
+    (below_or_high | backslash) & HI
 }
 
 /// The common case: a compact line (no blank between tokens) whose strings are plain
@@ -1148,6 +1152,17 @@ mod tests {
     }
 
     proptest! {
+        /// The first flagged byte of a word is the first byte below 0x23, `\` or
+        /// outside ASCII, whatever comes after it.
+        #[test]
+        fn first_flag_is_the_first_special_byte(bytes in proptest::array::uniform8(
+            prop_oneof![4 => 0x23u8..0x7f, 1 => any::<u8>(), 1 => Just(b'\\')]
+        )) {
+            let m = first_maybe_special(u64::from_le_bytes(bytes));
+            let first = bytes.iter().position(|&b| b < 0x23 || b == b'\\' || b >= 0x80);
+            prop_assert_eq!((m != 0).then(|| (m.trailing_zeros() / 8) as usize), first);
+        }
+
         /// Eight-at-a-time digit runs equal the byte-by-byte reading, whatever follows.
         #[test]
         fn wide_digits_match_a_byte_loop(s in proptest::collection::vec(
