@@ -138,22 +138,34 @@ fn scan_compact(line: &[u8]) -> Option<ConnFields<'_>> {
 }
 
 /// Zeek writes the keys of every line in the same order (leaving out the unset ones), so
-/// the scanner remembers the `"key":` byte sequences it met, in order, each with what
-/// the key is ([`Key`] or skipped), and at each position of the next line first compares
-/// the expected sequence with the line's bytes: one masked three-word compare instead of
-/// a quote search and a key lookup.
+/// the scanner remembers the last line's `"key":` byte sequences, in order, each with
+/// what the key is ([`Key`] or skipped), and at each position of the next line first
+/// compares the expected sequence with the line's bytes: one masked 16-byte compare
+/// instead of a quote search and a key lookup.
 ///
 /// **Architecture invariant:** a slot matches only when the line holds exactly its
 /// `"key":` bytes, and a slot is only learnt from a key the scanner has read as a plain
 /// string (no backslash, control or non-ASCII byte), so a match identifies the key as
 /// surely as reading it would: the order changes the speed of the scan, never its result
-/// (CI-1). A line whose order differs (a key missing, an extra key, keys swapped) matches
-/// a later slot (up to [`LOOKAHEAD`] ahead) or is read by searching, and the key read
-/// is inserted at that position, so the order grows to a superset of the forms seen
-/// (at most [`MAX_SLOTS`] slots; keys longer than [`MAX_KEY`] bytes are never learnt).
-#[derive(Debug, Default)]
+/// (CI-1). A line whose order differs is still read, and leaves its own order behind: a
+/// key further on (up to [`LOOKAHEAD`] slots: keys this line leaves out) drops the slots
+/// skipped, a key not expected (an extra or swapped key) is searched for and inserted,
+/// and slots past the line's last key are dropped at its end. At most [`MAX_SLOTS`]
+/// slots; keys longer than [`MAX_KEY`] bytes are searched for on every line, never
+/// learnt.
+#[derive(Debug)]
 pub(crate) struct KeyOrder {
     slots: Vec<Slot>,
+}
+
+impl Default for KeyOrder {
+    /// An empty order, with room for a whole `conn.log` line's keys (one allocation per
+    /// reader).
+    fn default() -> Self {
+        Self {
+            slots: Vec::with_capacity(32),
+        }
+    }
 }
 
 /// Most slots a [`KeyOrder`] keeps (Zeek's `conn.log` has about 25 fields).
