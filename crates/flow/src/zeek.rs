@@ -326,7 +326,7 @@ fn conn(
 }
 
 /// The `conn.log` fields we read from a JSON line; strings are borrowed from the line.
-/// Filled by `serde_json` (the reference path) or by [`crate::zeek_json::scan`].
+/// Filled by `serde_json` (the reference path) or by [`crate::zeek_json::scan_into`].
 #[derive(Deserialize, Default, Debug, Clone, PartialEq)]
 pub(crate) struct ConnJson<'a> {
     pub(crate) ts: Option<f64>,

@@ -1,9 +1,11 @@
 //! A specialised scanner for Zeek's JSON `conn.log` lines (`LogAscii::use_json`): one flat
 //! object per line, keys in any order, values strings, numbers, `true`/`false`/`null`.
 //!
-//! It fills the same [`ConnJson`] that `serde_json` fills on the reference path, about
-//! four times faster (docs/benchmarks/flow-decode.md), because it only has to recognise
-//! eleven keys and skip the rest in place.
+//! It fills the same [`ConnJson`](crate::zeek::ConnJson) that `serde_json` fills on the
+//! reference path, about four times faster (docs/benchmarks/flow-decode.md), because it
+//! only has to recognise eleven keys and skip the rest in place, and because it expects
+//! each line's keys in the previous line's order ([`KeyOrder`]: one 16-byte compare a
+//! key, no key search).
 //!
 //! **Architecture invariant:** the scanner either returns exactly what `serde_json` would
 //! deserialize from the line, or declines (`None`) and the line takes the `serde_json`
