@@ -190,39 +190,40 @@ pub(crate) fn ip(b: &[u8]) -> Option<IpAddr> {
 }
 
 /// `a.b.c.d` with decimal octets of 1 to 3 digits and no leading zeros (as the standard
-/// parser requires); `None` otherwise. One pass over the bytes.
+/// parser requires); `None` otherwise. One pass, one octet at a time.
 fn ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut at = 0usize;
-    let mut v = 0u32;
-    let mut digits = 0u32;
-    for &c in b {
-        if c == b'.' {
-            *octets.get_mut(at)? = octet(v, digits)?;
-            at += 1;
-            (v, digits) = (0, 0);
-            continue;
+    let mut rest = b;
+    for (i, o) in octets.iter_mut().enumerate() {
+        let (v, n) = octet(rest)?;
+        *o = v;
+        rest = rest.get(n..)?;
+        if i < 3 {
+            match rest.split_first() {
+                Some((b'.', tail)) => rest = tail,
+                _ => return None,
+            }
         }
-        let d = c.wrapping_sub(b'0');
-        // No leading zero ("01"), at most three digits.
-        if d > 9 || (digits == 1 && v == 0) || digits == 3 {
-            return None;
-        }
-        v = v * 10 + u32::from(d);
-        digits += 1;
     }
-    if at != 3 {
-        return None;
-    }
-    *octets.get_mut(3)? = octet(v, digits)?;
-    Some(std::net::Ipv4Addr::from(octets))
+    rest.is_empty().then_some(std::net::Ipv4Addr::from(octets))
 }
 
-fn octet(v: u32, digits: u32) -> Option<u8> {
-    if digits == 0 {
-        return None;
+/// The decimal octet `b` starts with (1 to 3 digits, no leading zero, at most 255) and
+/// its length; a fourth digit is left for the caller to refuse.
+fn octet(b: &[u8]) -> Option<(u8, usize)> {
+    let digit = |i: usize| b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9);
+    let d0 = digit(0)?;
+    let Some(d1) = digit(1) else {
+        return Some((d0, 1));
+    };
+    if d0 == 0 {
+        return None; // "01"
     }
-    u8::try_from(v).ok()
+    let Some(d2) = digit(2) else {
+        return Some((d0 * 10 + d1, 2));
+    };
+    let v = u16::from(d0) * 100 + u16::from(d1) * 10 + u16::from(d2);
+    Some((u8::try_from(v).ok()?, 3))
 }
 
 /// A decimal unsigned integer (or `0x`-prefixed hex, which Argus uses for ICMP ports).
@@ -463,5 +464,37 @@ mod tests {
         assert_eq!(protocol(b"ipv6-icmp"), Some(58));
         assert_eq!(protocol(b"man"), None);
         assert_eq!(protocol(b"a-protocol-name-longer-than-16"), None);
+    }
+
+    proptest::proptest! {
+        /// The IPv4 fast path reads exactly what the standard parser reads (CI-1: the
+        /// same address from every text reader), on near-addresses built to hit its edges:
+        /// leading zeros, 3- and 4-digit octets, values past 255, missing or extra dots.
+        #[test]
+        fn ipv4_reads_as_the_standard_parser(
+            s in "((0|00|[0-9]{1,4})\\.){0,4}[0-9]{0,4}|[0-9.]{0,16}",
+        ) {
+            let std_v4 = s.parse::<std::net::Ipv4Addr>().ok();
+            proptest::prop_assert_eq!(ipv4(s.as_bytes()), std_v4, "{}", s);
+            proptest::prop_assert_eq!(ip(s.as_bytes()), s.parse::<IpAddr>().ok(), "{}", s);
+        }
+    }
+
+    #[test]
+    fn ipv4_edges() {
+        for (s, v) in [
+            ("0.0.0.0", Some([0, 0, 0, 0])),
+            ("255.255.255.255", Some([255; 4])),
+            ("10.0.10.100", Some([10, 0, 10, 100])),
+            ("256.0.0.0", None),
+            ("1.2.3.04", None),
+            ("1.2.3.1000", None),
+            ("1.2.3.4.", None),
+            (".1.2.3", None),
+            ("1.2.3.", None),
+            ("", None),
+        ] {
+            assert_eq!(ipv4(s.as_bytes()), v.map(std::net::Ipv4Addr::from), "{s}");
+        }
     }
 }

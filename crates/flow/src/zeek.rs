@@ -83,7 +83,10 @@ enum Format {
         spans: Vec<(usize, usize)>,
         columns: Option<Columns>,
     },
-    Json,
+    Json {
+        /// The key order of the lines read so far (speeds the scanner up only).
+        order: crate::zeek_json::KeyOrder,
+    },
 }
 
 /// Reads Zeek `conn.log` lines into flow batches; detects TSV or JSON from the first byte.
@@ -125,7 +128,9 @@ impl<R: BufRead> ZeekConnReader<R> {
             }
         };
         let format = if json {
-            Format::Json
+            Format::Json {
+                order: crate::zeek_json::KeyOrder::default(),
+            }
         } else {
             Format::Tsv {
                 spans: Vec::with_capacity(32),
@@ -169,7 +174,7 @@ impl<R: BufRead> ZeekConnReader<R> {
         let fast = *fast;
         let each = |l: &[u8], batch: &mut FlowBatch| match format {
             Format::Tsv { spans, columns } => tsv_line(l, spans, columns, batch, fast),
-            Format::Json => json_line(l, batch, fast),
+            Format::Json { order } => json_line(l, batch, fast, order),
         };
         let n = if fast {
             text::for_each_line(input, line, batch, max_lines, each)?
@@ -321,7 +326,7 @@ fn conn(
 }
 
 /// The `conn.log` fields we read from a JSON line; strings are borrowed from the line.
-/// Filled by `serde_json` (the reference path) or by [`crate::zeek_json::scan`].
+/// Filled by `serde_json` (the reference path) or by [`crate::zeek_json::scan_into`].
 #[derive(Deserialize, Default, Debug, Clone, PartialEq)]
 pub(crate) struct ConnJson<'a> {
     pub(crate) ts: Option<f64>,
@@ -342,20 +347,20 @@ pub(crate) struct ConnJson<'a> {
     pub(crate) resp_ip_bytes: Option<u64>,
 }
 
-fn json_line(line: &[u8], batch: &mut FlowBatch, fast: bool) -> Line {
+fn json_line(
+    line: &[u8],
+    batch: &mut FlowBatch,
+    fast: bool,
+    order: &mut crate::zeek_json::KeyOrder,
+) -> Line {
     let trimmed = line.trim_ascii();
     if trimmed.is_empty() {
         return Line::Header;
     }
-    let fast_parsed = if fast {
-        crate::zeek_json::scan(trimmed)
-    } else {
-        None
-    };
-    let parsed: ConnFields<'_> = match fast_parsed {
-        Some(p) => p,
+    let mut parsed = ConnFields::default();
+    if !(fast && crate::zeek_json::scan_into(trimmed, order, &mut parsed)) {
         // Anything the scanner does not fully understand takes the serde path.
-        None => match serde_json::from_slice::<ConnJson<'_>>(trimmed) {
+        parsed = match serde_json::from_slice::<ConnJson<'_>>(trimmed) {
             Ok(p) => p.into(),
             Err(_) => {
                 batch.count(Anomaly::MalformedLine {
@@ -363,8 +368,8 @@ fn json_line(line: &[u8], batch: &mut FlowBatch, fast: bool) -> Line {
                 });
                 return Line::Data;
             }
-        },
-    };
+        };
+    }
     match conn_json(&parsed) {
         Ok(r) => batch.records.push(r),
         Err(a) => batch.count(a),
@@ -372,10 +377,19 @@ fn json_line(line: &[u8], batch: &mut FlowBatch, fast: bool) -> Line {
     Line::Data
 }
 
-#[allow(clippy::cast_possible_truncation)]
+/// Seconds → whole milliseconds, rounded down; `None` for NaN, infinities and
+/// |ms| ≥ 1e17. The floor is taken on the integer (truncate, then one down for a
+/// negative fraction): exact below 1e17 and without a `floor` call per field.
+#[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
 fn seconds_f64_to_ms(s: f64) -> Option<i64> {
-    let ms = (s * 1000.0).floor();
-    (ms.is_finite() && ms.abs() < 1e17).then_some(ms as i64)
+    let ms = s * 1000.0;
+    // NaN compares as nothing: refused with the infinities.
+    if ms.abs().partial_cmp(&1e17) != Some(std::cmp::Ordering::Less) {
+        return None;
+    }
+    // |ms| < 1e17 < 2^63: the truncation is exact, and so is its conversion back.
+    let t = ms as i64;
+    Some(if (t as f64) > ms { t - 1 } else { t })
 }
 
 /// [`ConnJson`] with its strings as bytes: what the record is built from, whichever path
@@ -455,6 +469,20 @@ fn conn_json(c: &ConnFields<'_>) -> Result<FlowRecord, Anomaly> {
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Milliseconds are rounded down exactly as `f64::floor` does, and the same
+        /// values are refused (NaN, infinities, |ms| ≥ 1e17).
+        #[test]
+        fn seconds_round_down_as_floor_does(bits in proptest::prelude::any::<u64>(), small in -1e15f64..1e15) {
+            for s in [f64::from_bits(bits), small, small.trunc() / 1000.0] {
+                let ms = (s * 1000.0).floor();
+                #[allow(clippy::cast_possible_truncation)]
+                let reference = (ms.is_finite() && ms.abs() < 1e17).then_some(ms as i64);
+                proptest::prop_assert_eq!(seconds_f64_to_ms(s), reference, "{}", s);
+            }
+        }
+    }
 
     const TSV: &str = "#separator \\x09\n#fields\tts\tid.orig_h\tid.orig_p\tid.resp_h\tid.resp_p\tproto\tduration\torig_pkts\torig_ip_bytes\tresp_pkts\tresp_ip_bytes\n\
 1.5\t10.0.0.1\t1234\t10.0.0.2\t80\ttcp\t-\t3\t180\t-\t(empty)\n\

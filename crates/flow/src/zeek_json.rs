@@ -1,9 +1,11 @@
 //! A specialised scanner for Zeek's JSON `conn.log` lines (`LogAscii::use_json`): one flat
 //! object per line, keys in any order, values strings, numbers, `true`/`false`/`null`.
 //!
-//! It fills the same [`ConnJson`] that `serde_json` fills on the reference path, about
-//! four times faster (docs/benchmarks/flow-decode.md), because it only has to recognise
-//! eleven keys and skip the rest in place.
+//! It fills the same [`ConnJson`](crate::zeek::ConnJson) that `serde_json` fills on the
+//! reference path, about four times faster (docs/benchmarks/flow-decode.md), because it
+//! only has to recognise eleven keys and skip the rest in place, and because it expects
+//! each line's keys in the previous line's order ([`KeyOrder`]: one 16-byte compare a
+//! key, no key search).
 //!
 //! **Architecture invariant:** the scanner either returns exactly what `serde_json` would
 //! deserialize from the line, or declines (`None`) and the line takes the `serde_json`
@@ -101,108 +103,500 @@ fn key_reference(k: &[u8]) -> Option<Key> {
     })
 }
 
-/// The fields of one line (already trimmed), or `None` when the line must take the
-/// `serde_json` path.
-pub(crate) fn scan(line: &[u8]) -> Option<ConnFields<'_>> {
-    scan_compact(line).or_else(|| scan_general(line))
-}
-
-/// Whether a line holds no byte that makes a string more than "bytes between two
-/// quotes": no backslash, no control character, nothing outside ASCII. One branch-free
-/// fold, which the compiler vectorises.
-fn plain_ascii(line: &[u8]) -> bool {
-    !line.iter().fold(false, |acc, &b| {
-        acc | (b < 0x20) | (b == b'\\') | (b >= 0x80)
-    })
-}
-
-/// How many ASCII digits `b` starts with.
-fn digit_run(b: &[u8]) -> usize {
-    b.iter()
-        .position(|c| !c.is_ascii_digit())
-        .unwrap_or(b.len())
-}
-
-/// The position of the next `"` at or after `from`, eight bytes at a time.
-fn next_quote(line: &[u8], mut from: usize) -> Option<usize> {
-    const QUOTES: u64 = 0x2222_2222_2222_2222;
-    while let Some(chunk) = line.get(from..from + 8) {
-        let word: [u8; 8] = chunk.try_into().ok()?;
-        let q = zero_bytes(u64::from_le_bytes(word) ^ QUOTES);
-        if q != 0 {
-            return Some(from + (q.trailing_zeros() / 8) as usize);
-        }
-        from += 8;
+/// Reads the fields of one line (already trimmed) into `out` (which starts as
+/// `ConnFields::default()`); `false` when the line must take the `serde_json` path
+/// (`out` then holds nothing meaningful). `order` is the key order seen so far
+/// ([`KeyOrder`]), which only speeds the scan up: the result is the same whatever it
+/// holds.
+pub(crate) fn scan_into<'l>(
+    line: &'l [u8],
+    order: &mut KeyOrder,
+    out: &mut ConnFields<'l>,
+) -> bool {
+    if scan_compact_ordered(line, order, out).is_some() {
+        return true;
     }
-    Some(from + line.get(from..)?.iter().position(|b| *b == b'"')?)
+    match scan_general(line) {
+        Some(c) => {
+            *out = c;
+            true
+        }
+        None => false,
+    }
 }
 
-/// The common case: a compact line (no blank between tokens) of plain ASCII strings
-/// ([`plain_ascii`]), walked from quote to quote. Anything else is left to
-/// [`scan_general`].
+/// [`scan_into`] without a remembered key order (every key searched for).
+#[cfg(test)]
+pub(crate) fn scan(line: &[u8]) -> Option<ConnFields<'_>> {
+    let mut c = ConnFields::default();
+    scan_into(line, &mut KeyOrder::default(), &mut c).then_some(c)
+}
+
+/// [`scan_compact_ordered`] without a remembered key order.
+#[cfg(test)]
 fn scan_compact(line: &[u8]) -> Option<ConnFields<'_>> {
-    if line.first() != Some(&b'{') || !plain_ascii(line) {
+    let mut c = ConnFields::default();
+    scan_compact_ordered(line, &mut KeyOrder::default(), &mut c).map(|()| c)
+}
+
+/// Zeek writes the keys of every line in the same order (leaving out the unset ones), so
+/// the scanner remembers the last line's `"key":` byte sequences, in order, each with
+/// what the key is ([`Key`] or skipped), and at each position of the next line first
+/// compares the expected sequence with the line's bytes: one masked 16-byte compare
+/// instead of a quote search and a key lookup.
+///
+/// **Architecture invariant:** a slot matches only when the line holds exactly its
+/// `"key":` bytes, and a slot is only learnt from a key the scanner has read as a plain
+/// string (no backslash, control or non-ASCII byte), so a match identifies the key as
+/// surely as reading it would: the order changes the speed of the scan, never its result
+/// (CI-1). A line whose order differs is still read, and leaves its own order behind: a
+/// key further on (up to [`LOOKAHEAD`] slots: keys this line leaves out) drops the slots
+/// skipped, a key not expected (an extra or swapped key) is searched for and inserted,
+/// and slots past the line's last key are dropped at its end. At most [`MAX_SLOTS`]
+/// slots; keys longer than [`MAX_KEY`] bytes are searched for on every line, never
+/// learnt.
+#[derive(Debug)]
+pub(crate) struct KeyOrder {
+    slots: Vec<Slot>,
+}
+
+impl Default for KeyOrder {
+    /// An empty order, with room for a whole `conn.log` line's keys (one allocation per
+    /// reader).
+    fn default() -> Self {
+        Self {
+            slots: Vec::with_capacity(32),
+        }
+    }
+}
+
+/// Most slots a [`KeyOrder`] keeps (Zeek's `conn.log` has about 25 fields).
+const MAX_SLOTS: usize = 64;
+/// How many slots past the expected one a key is looked for before it is searched.
+const LOOKAHEAD: usize = 8;
+/// Longest `"key":` sequence a slot holds (two words; every known key fits).
+const MAX_KEY: usize = 16;
+
+/// One remembered `"key":` sequence.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// The bytes as one little-endian number, zero past `len`.
+    bytes: u128,
+    /// All-ones over the first `len` bytes.
+    mask: u128,
+    len: usize,
+    key: Option<Key>,
+}
+
+impl Slot {
+    /// A slot for `quoted` (`"key":`), or `None` when it is longer than [`MAX_KEY`].
+    fn new(quoted: &[u8], key: Option<Key>) -> Option<Self> {
+        let mut bytes = [0u8; MAX_KEY];
+        let mut mask = [0u8; MAX_KEY];
+        bytes.get_mut(..quoted.len())?.copy_from_slice(quoted);
+        mask.get_mut(..quoted.len())?.fill(0xff);
+        Some(Self {
+            bytes: u128::from_le_bytes(bytes),
+            mask: u128::from_le_bytes(mask),
+            len: quoted.len(),
+            key,
+        })
+    }
+
+    /// Whether `at` starts with this slot's bytes: one masked compare of sixteen bytes,
+    /// or byte by byte within sixteen bytes of the line's end.
+    fn matches(&self, at: &[u8]) -> bool {
+        match at.first_chunk::<MAX_KEY>() {
+            Some(head) => (u128::from_le_bytes(*head) ^ self.bytes) & self.mask == 0,
+            None => {
+                let Some(head) = at.get(..self.len) else {
+                    return false;
+                };
+                let bytes = self.bytes.to_le_bytes();
+                bytes.get(..self.len) == Some(head)
+            }
+        }
+    }
+}
+
+impl KeyOrder {
+    /// The slot matching `at`, expected at `next`: its length and key. A match further
+    /// on (up to [`LOOKAHEAD`] slots: keys this line leaves out) drops the slots in
+    /// between, so the order stays the last line's.
+    #[inline]
+    fn find(&mut self, at: &[u8], next: usize) -> Option<(usize, Option<Key>)> {
+        let slot = self.slots.get(next)?;
+        if slot.matches(at) {
+            return Some((slot.len, slot.key));
+        }
+        self.find_ahead(at, next)
+    }
+
+    /// [`KeyOrder::find`] past the expected slot.
+    #[cold]
+    fn find_ahead(&mut self, at: &[u8], next: usize) -> Option<(usize, Option<Key>)> {
+        let ahead = self.slots.get(next + 1..)?;
+        let j = ahead.iter().take(LOOKAHEAD).position(|s| s.matches(at))?;
+        let slot = *ahead.get(j)?;
+        self.slots.drain(next..next + 1 + j);
+        Some((slot.len, slot.key))
+    }
+
+    /// Remembers `quoted` (`"key":`, read from the line) at position `next`; returns the
+    /// position after it.
+    #[cold]
+    fn learn(&mut self, next: usize, quoted: &[u8], key: Option<Key>) -> usize {
+        if self.slots.len() >= MAX_SLOTS {
+            return next;
+        }
+        match Slot::new(quoted, key) {
+            Some(slot) => {
+                let at = next.min(self.slots.len());
+                self.slots.insert(at, slot);
+                at + 1
+            }
+            None => next,
+        }
+    }
+
+    /// The line ended at `next`: slots past it are keys this line left out.
+    fn end(&mut self, next: usize) {
+        self.slots.truncate(next);
+    }
+
+    /// The remembered `"key":` sequences, in order.
+    #[cfg(test)]
+    fn keys(&self) -> Vec<String> {
+        self.slots
+            .iter()
+            .map(|s| {
+                let bytes = s.bytes.to_le_bytes();
+                String::from_utf8_lossy(bytes.get(..s.len).unwrap_or_default()).into_owned()
+            })
+            .collect()
+    }
+}
+
+/// The position of the `"` that closes a plain string (no backslash, no control
+/// character, nothing outside ASCII) starting at `from`; `None` when the string ends
+/// otherwise or is not plain. Eight bytes at a time: [`first_maybe_special`] flags the
+/// first byte that may end or interrupt the run, and that byte decides.
+fn plain_string_end(line: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let (p, b) = match line.get(from..)?.first_chunk::<8>() {
+            Some(chunk) => {
+                let m = first_maybe_special(u64::from_le_bytes(*chunk));
+                if m == 0 {
+                    from += 8;
+                    continue;
+                }
+                let p = from + (m.trailing_zeros() / 8) as usize;
+                (p, *line.get(p)?)
+            }
+            None => {
+                let tail = line.get(from..)?;
+                let i = tail
+                    .iter()
+                    .position(|b| *b < 0x23 || *b == b'\\' || *b >= 0x80)?;
+                (from + i, *tail.get(i)?)
+            }
+        };
+        match b {
+            b'"' => return Some(p),
+            // Flagged but plain: go on after it.
+            b' ' | b'!' => from = p + 1,
+            _ => return None,
+        }
+    }
+}
+
+/// Flags (high bit) the first byte of `x` (little-endian) that is below 0x23 (control
+/// characters, blank, `!`, `"`), equal to `\` or outside ASCII: a superset of the bytes
+/// that end or interrupt a plain string run. Only the first flag is exact (a borrow from
+/// a flagged byte may flag the bytes after it), which is all [`plain_string_end`] reads:
+/// no byte before the first such byte borrows, so none is flagged.
+fn first_maybe_special(x: u64) -> u64 {
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // b - 0x23 wraps (high bit) below 0x23; b itself has the high bit outside ASCII.
+    let below_or_high = x.wrapping_sub(0x23 * ONES) | x;
+    // y - 1 wraps where y = b ^ '\' is zero.
+    let y = x ^ (u64::from(b'\\') * ONES);
+    let backslash = y.wrapping_sub(ONES) & !y;
+    (below_or_high | backslash) & HI
+}
+
+/// The common case: a compact line (no blank between tokens) whose strings are plain
+/// ([`plain_string_end`]), its keys matched against `order` ([`KeyOrder`]) or searched.
+/// Anything else is left to [`scan_general`].
+fn scan_compact_ordered<'l>(
+    line: &'l [u8],
+    order: &mut KeyOrder,
+    c: &mut ConnFields<'l>,
+) -> Option<()> {
+    if line.first() != Some(&b'{') {
         return None;
     }
-    let mut c = ConnFields::default();
     let mut seen = 0u16;
     let mut p = 1; // the next key's opening quote
     if line.get(p) == Some(&b'}') {
-        return (line.len() == 2).then_some(c);
+        return (line.len() == 2).then_some(());
     }
+    let mut next = 0; // the slot expected at `p`
     loop {
-        if line.get(p) != Some(&b'"') {
-            return None;
-        }
-        let close = next_quote(line, p + 1)?;
-        if line.get(close + 1) != Some(&b':') {
-            return None;
-        }
-        let k = key(line.get(p + 1..close)?);
-        let v = close + 2;
-        let end = if line.get(v) == Some(&b'"') {
-            let vclose = next_quote(line, v + 1)?;
-            if let Some(k) = k {
-                let value = line.get(v + 1..vclose)?;
-                let slot = match k {
-                    Key::OrigH => &mut c.orig_h,
-                    Key::RespH => &mut c.resp_h,
-                    Key::Proto => &mut c.proto,
-                    _ => return None, // a string for a number: serde refuses the line
-                };
-                mark(&mut seen, k)?;
-                *slot = Some(value);
+        let at = line.get(p..)?;
+        let (k, v) = match order.find(at, next) {
+            Some((len, k)) => {
+                next += 1;
+                (k, p + len)
             }
-            vclose + 1
-        } else {
-            let mut s = Scanner { b: line, at: v };
-            match k {
-                None => s.skip_value()?,
-                Some(k) => {
-                    mark(&mut seen, k)?;
-                    match k {
-                        Key::Ts => c.ts = s.opt_f64()?,
-                        Key::Duration => c.duration = s.opt_f64()?,
-                        Key::OrigP => c.orig_p = s.opt_u64()?,
-                        Key::RespP => c.resp_p = s.opt_u64()?,
-                        Key::OrigPkts => c.orig_pkts = s.opt_u64()?,
-                        Key::OrigIpBytes => c.orig_ip_bytes = s.opt_u64()?,
-                        Key::RespPkts => c.resp_pkts = s.opt_u64()?,
-                        Key::RespIpBytes => c.resp_ip_bytes = s.opt_u64()?,
-                        // `null` for a string field; anything else declines.
-                        Key::OrigH => c.orig_h = s.null_str()?,
-                        Key::RespH => c.resp_h = s.null_str()?,
-                        Key::Proto => c.proto = s.null_str()?,
-                    }
+            None => {
+                if at.first() != Some(&b'"') {
+                    return None;
+                }
+                let close = plain_string_end(line, p + 1)?;
+                if line.get(close + 1) != Some(&b':') {
+                    return None;
+                }
+                let k = key(line.get(p + 1..close)?);
+                next = order.learn(next, line.get(p..close + 2)?, k);
+                (k, close + 2)
+            }
+        };
+        let end = match k {
+            None => skip_value(line, v)?,
+            Some(k) => {
+                mark(&mut seen, k)?;
+                match k {
+                    Key::Ts => opt_f64(line, v, &mut c.ts)?,
+                    Key::Duration => opt_f64(line, v, &mut c.duration)?,
+                    Key::OrigP => opt_u64(line, v, &mut c.orig_p)?,
+                    Key::RespP => opt_u64(line, v, &mut c.resp_p)?,
+                    Key::OrigPkts => opt_u64(line, v, &mut c.orig_pkts)?,
+                    Key::OrigIpBytes => opt_u64(line, v, &mut c.orig_ip_bytes)?,
+                    Key::RespPkts => opt_u64(line, v, &mut c.resp_pkts)?,
+                    Key::RespIpBytes => opt_u64(line, v, &mut c.resp_ip_bytes)?,
+                    Key::OrigH => opt_plain_str(line, v, &mut c.orig_h)?,
+                    Key::RespH => opt_plain_str(line, v, &mut c.resp_h)?,
+                    Key::Proto => opt_plain_str(line, v, &mut c.proto)?,
                 }
             }
-            s.at
         };
         match line.get(end)? {
             b',' => p = end + 1,
-            b'}' if end + 1 == line.len() => return Some(c),
+            b'}' if end + 1 == line.len() => {
+                order.end(next);
+                return Some(());
+            }
             _ => return None,
         }
+    }
+}
+
+/// Whether `line` holds `word` at `at`; the position after it.
+fn literal_at(line: &[u8], at: usize, word: &[u8]) -> Option<usize> {
+    let end = at + word.len();
+    (line.get(at..end)? == word).then_some(end)
+}
+
+/// Steps over a scalar value at `at` whose strings are plain; the position after it.
+fn skip_value(line: &[u8], at: usize) -> Option<usize> {
+    match line.get(at)? {
+        b'"' => Some(plain_string_end(line, at + 1)? + 1),
+        b't' => literal_at(line, at, b"true"),
+        b'f' => literal_at(line, at, b"false"),
+        b'n' => literal_at(line, at, b"null"),
+        _ => {
+            // Most skipped numbers are plain integers (byte counts): no leading zero, no
+            // fraction or exponent after them. Anything else is stepped over by the
+            // general number grammar.
+            let rest = line.get(at..)?;
+            let (_, n) = leading_digits(rest);
+            if n > 0
+                && (n == 1 || rest.first() != Some(&b'0'))
+                && !matches!(rest.get(n), Some(b'.' | b'e' | b'E'))
+            {
+                return Some(at + n);
+            }
+            let mut s = Scanner { b: line, at };
+            s.skip_number()?;
+            Some(s.at)
+        }
+    }
+}
+
+/// The value of eight digits 0–9 held one per byte of `x`, the first (least
+/// significant) byte the most significant digit: three multiplications instead of
+/// eight (D. Lemire, "Quickly parsing eight digits", 2022).
+fn eight_digits(x: u64) -> u64 {
+    const MASK: u64 = 0x0000_00ff_0000_00ff;
+    const MUL1: u64 = 100 + (1_000_000 << 32);
+    const MUL2: u64 = 1 + (10_000 << 32);
+    let x = x.wrapping_mul(10).wrapping_add(x >> 8);
+    ((x & MASK)
+        .wrapping_mul(MUL1)
+        .wrapping_add(((x >> 16) & MASK).wrapping_mul(MUL2)))
+        >> 32
+}
+
+/// Powers of ten up to 1e30, as integers.
+#[allow(clippy::indexing_slicing)] // const evaluation, within the array
+const POW10_U128: [u128; 31] = {
+    let mut t = [1u128; 31];
+    let mut i = 1;
+    while i < t.len() {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// The value and count of the ASCII digits `b` starts with, eight bytes at a time, for
+/// the long numbers of `ts` and `duration` (the value is exact up to 38 digits and
+/// wraps past them; callers decline those).
+fn wide_digits(b: &[u8]) -> (u128, usize) {
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut v = 0u128;
+    let mut n = 0;
+    let mut rest = b;
+    while let Some(chunk) = rest.first_chunk::<8>() {
+        let w = u64::from_le_bytes(*chunk);
+        let x = w.wrapping_sub(ZEROS);
+        // High bit set in a byte below '0' (borrow), above '9' (+0x46 reaches 0x80) or
+        // outside ASCII. A borrow or carry only runs into later bytes, so the first
+        // flagged byte is exactly the first non-digit.
+        let non_digit = (x | w.wrapping_add(0x4646_4646_4646_4646) | w) & HI;
+        let k = if non_digit == 0 {
+            8
+        } else {
+            (non_digit.trailing_zeros() / 8) as usize
+        };
+        if k == 0 {
+            return (v, n);
+        }
+        // The k digits moved to the top bytes: zeros in front leave the value alone.
+        let digits = eight_digits(x << (64 - 8 * k));
+        let scale: u64 = [
+            1,
+            10,
+            100,
+            1_000,
+            10_000,
+            100_000,
+            1_000_000,
+            10_000_000,
+            100_000_000,
+        ]
+        .get(k)
+        .copied()
+        .unwrap_or_default();
+        v = v
+            .wrapping_mul(u128::from(scale))
+            .wrapping_add(u128::from(digits));
+        n += k;
+        if k < 8 {
+            return (v, n);
+        }
+        rest = rest.get(8..).unwrap_or_default();
+    }
+    for &c in rest {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v.wrapping_mul(10).wrapping_add(u128::from(d));
+        n += 1;
+    }
+    (v, n)
+}
+
+/// The value and count of the ASCII digits `b` starts with, in one pass (the value
+/// wraps past 19 digits; callers decline those).
+fn leading_digits(b: &[u8]) -> (u64, usize) {
+    let mut v = 0u64;
+    let mut n = 0;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+        n += 1;
+    }
+    (v, n)
+}
+
+/// A JSON integer of 1 to 19 digits without a leading zero at `rest`'s start, as
+/// `(value, digits)`.
+fn json_uint(rest: &[u8]) -> Option<(u64, usize)> {
+    let (v, n) = leading_digits(rest);
+    if n == 0 || n > 19 || (n > 1 && rest.first() == Some(&b'0')) {
+        return None;
+    }
+    Some((v, n))
+}
+
+/// A `u64` field at `at` into `slot` ([`Scanner::opt_u64`] in one pass); the position
+/// after it.
+fn opt_u64(line: &[u8], at: usize, slot: &mut Option<u64>) -> Option<usize> {
+    let rest = line.get(at..)?;
+    if rest.first() == Some(&b'n') {
+        return literal_at(line, at, b"null");
+    }
+    let (v, n) = json_uint(rest)?;
+    if matches!(rest.get(n), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    *slot = Some(v);
+    Some(at + n)
+}
+
+/// An `f64` field at `at` into `slot` ([`Scanner::opt_f64`] in one pass: the same
+/// conversion as `serde_json`); the position after it.
+#[allow(clippy::cast_precision_loss)] // exactly serde_json's conversion
+fn opt_f64(line: &[u8], at: usize, slot: &mut Option<f64>) -> Option<usize> {
+    let rest = line.get(at..)?;
+    if rest.first() == Some(&b'n') {
+        return literal_at(line, at, b"null");
+    }
+    let (int, n) = wide_digits(rest);
+    if n == 0 || n > 19 || (n > 1 && rest.first() == Some(&b'0')) {
+        return None;
+    }
+    let (f, end) = if rest.get(n) == Some(&b'.') {
+        let (frac, k) = wide_digits(rest.get(n + 1..)?);
+        if k == 0 || k >= POW10.len() {
+            return None;
+        }
+        // serde_json adds digit after digit to a u64 significand and takes another path
+        // once it would overflow; the partial sums only grow, so that happens exactly
+        // when the whole exceeds u64::MAX. Both parts are exact (at most 19 and 30
+        // digits); a u128 overflow means more than 38 digits from a non-zero integer
+        // part, far past u64::MAX too.
+        let whole = int.checked_mul(*POW10_U128.get(k)?)?.checked_add(frac)?;
+        let significand = u64::try_from(whole).ok()?;
+        (significand as f64 / *POW10.get(k)?, n + 1 + k)
+    } else {
+        (int as f64, n)
+    };
+    if matches!(rest.get(end), Some(b'e' | b'E')) {
+        return None;
+    }
+    *slot = Some(f);
+    Some(at + end)
+}
+
+/// A string field at `at` into `slot`: `null` or a plain string; the position after it.
+fn opt_plain_str<'l>(line: &'l [u8], at: usize, slot: &mut Option<&'l [u8]>) -> Option<usize> {
+    match line.get(at)? {
+        b'"' => {
+            let close = plain_string_end(line, at + 1)?;
+            *slot = Some(line.get(at + 1..close)?);
+            Some(close + 1)
+        }
+        b'n' => literal_at(line, at, b"null"),
+        _ => None,
     }
 }
 
@@ -413,16 +807,7 @@ impl<'a> Scanner<'a> {
     /// `null` → `None`; otherwise the digits of a JSON integer as `(value, digits)`,
     /// declining on more than 19 digits and on leading zeros.
     fn unsigned(&mut self) -> Option<(u64, usize)> {
-        let rest = self.b.get(self.at..)?;
-        let n = digit_run(rest);
-        if n == 0 || n > 19 || (n > 1 && rest.first() == Some(&b'0')) {
-            return None;
-        }
-        // At most 19 digits: no overflow.
-        let v = rest
-            .get(..n)?
-            .iter()
-            .fold(0u64, |v, c| v * 10 + u64::from(c - b'0'));
+        let (v, n) = json_uint(self.b.get(self.at..)?)?;
         self.at += n;
         Some((v, n))
     }
@@ -477,12 +862,6 @@ impl<'a> Scanner<'a> {
         } else {
             f / *POW10.get(frac_digits)?
         }))
-    }
-
-    /// `null` for a string field.
-    fn null_str(&mut self) -> Option<Option<&'a [u8]>> {
-        self.literal(b"null")?;
-        Some(None)
     }
 
     /// A borrowed string field: `null` or a string without escapes (`serde_json` cannot
@@ -567,6 +946,36 @@ mod tests {
         Ok(())
     }
 
+    /// Keys for [`any_key_order_reads_the_same`], each with a value of its type: the
+    /// known ones, prefixes and extensions of them, and one longer than a slot.
+    const KEY_POOL: [(&str, &str); 12] = [
+        ("ts", "1664462456.755299"),
+        ("t", "true"),
+        ("tsx", "2"),
+        ("id.orig_h", r#""10.0.0.1""#),
+        ("id.orig_hh", r#""x""#),
+        ("id.orig_p", "40042"),
+        ("proto", r#""udp""#),
+        ("duration", "0.012166976928710938"),
+        ("orig_pkts", "0"),
+        ("resp_ip_bytes", "139"),
+        ("resp_ip_bytes_", "null"),
+        ("a_key_longer_than_sixteen", r#""a b""#),
+    ];
+
+    /// Values for [`any_key_order_reads_the_same`]: of every kind, right or wrong for
+    /// the key they land on.
+    const VALUES: [&str; 8] = [
+        "1",
+        "1664462456.755299",
+        "0.012166976928710938",
+        r#""10.0.0.1""#,
+        r#""tcp""#,
+        "null",
+        "true",
+        r#""a b""#,
+    ];
+
     const LINE: &str = r#"{"ts":1664462456.755299,"uid":"C5xhsO3uGtOfyrBlHh","id.orig_h":"172.16.1.11","id.orig_p":40042,"id.resp_h":"8.8.8.8","id.resp_p":53,"proto":"udp","service":"dns","duration":0.012166976928710938,"orig_bytes":0,"resp_bytes":111,"conn_state":"SHR","local_orig":true,"local_resp":false,"missed_bytes":0,"history":"Cd","orig_pkts":0,"orig_ip_bytes":0,"resp_pkts":1,"resp_ip_bytes":139}"#;
 
     #[test]
@@ -628,7 +1037,205 @@ mod tests {
         agrees(b"{ }").unwrap();
     }
 
+    /// Scans `lines` in turn with one remembered key order; each line must give what a
+    /// scan without any remembered order gives, and agree with serde_json.
+    fn ordered_agrees(lines: &[&[u8]]) -> Result<KeyOrder, TestCaseError> {
+        let mut order = KeyOrder::default();
+        for line in lines {
+            let mut c = ConnFields::default();
+            let ordered = scan_into(line, &mut order, &mut c).then_some(c);
+            prop_assert_eq!(
+                ordered.clone(),
+                scan(line),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            agrees(line)?;
+            if let Some(c) = ordered {
+                prop_assert_eq!(Some(c), reference(line));
+            }
+        }
+        Ok(order)
+    }
+
+    #[test]
+    fn key_order_follows_the_last_line() {
+        let full = br#"{"ts":1.5,"uid":"C1","id.orig_h":"10.0.0.1","id.orig_p":1,"id.resp_h":"10.0.0.2","id.resp_p":2,"proto":"tcp","duration":0.25,"orig_pkts":3}"#;
+        // Zeek leaves unset fields out: `duration` missing.
+        let missing = br#"{"ts":2.5,"uid":"C2","id.orig_h":"10.0.0.3","id.orig_p":4,"id.resp_h":"10.0.0.4","id.resp_p":5,"proto":"udp","orig_pkts":6}"#;
+        // An extra key, and keys swapped.
+        let extra = br#"{"ts":3.5,"uid":"C3","id.orig_h":"10.0.0.5","id.resp_h":"10.0.0.6","id.orig_p":7,"id.resp_p":8,"proto":"udp","service":"dns","orig_pkts":9}"#;
+        let order = ordered_agrees(&[full, full, missing, extra, full, missing]).unwrap();
+        // The order is the last line's.
+        assert_eq!(
+            order.keys(),
+            [
+                r#""ts":"#,
+                r#""uid":"#,
+                r#""id.orig_h":"#,
+                r#""id.orig_p":"#,
+                r#""id.resp_h":"#,
+                r#""id.resp_p":"#,
+                r#""proto":"#,
+                r#""orig_pkts":"#
+            ]
+        );
+        let mut order = KeyOrder::default();
+        let mut c = ConnFields::default();
+        assert!(scan_into(extra, &mut order, &mut c));
+        assert_eq!((c.orig_p, c.resp_p, c.ts), (Some(7), Some(8), Some(3.5)));
+        assert_eq!(
+            order.keys().get(3).map(String::as_str),
+            Some(r#""id.resp_h":"#)
+        );
+    }
+
+    #[test]
+    fn remembered_keys_never_stand_for_other_keys() {
+        // Keys that a prefix compare would confuse, keys past sixteen bytes (never
+        // remembered), a repeated key after the order was learnt, a key at the very end
+        // of the line (the byte-by-byte compare).
+        let lines: [&[u8]; 9] = [
+            br#"{"ts":1,"tsx":2,"id.orig_h":"1.1.1.1","id.orig_hx":"x","resp_ip_bytes":5}"#,
+            br#"{"tsx":2,"ts":1,"id.orig_hx":"x","id.orig_h":"1.1.1.1","resp_ip_bytes":5}"#,
+            br#"{"t":1,"ts":9,"id.orig_h":"2.2.2.2","a_very_long_key_name":true,"resp_ip_bytes":6}"#,
+            br#"{"t":1,"ts":9,"id.orig_h":"2.2.2.2","a_very_long_key_name":true,"resp_ip_bytes":6}"#,
+            br#"{"t":1,"ts":9,"ts":8}"#,
+            br#"{"t":1,"ts":9,"id.orig_h":"3.3.3.3","id.orig_h":"3.3.3.3"}"#,
+            br#"{"t":1,"ts":9}"#,
+            br#"{"t":1,"tz":9}"#,
+            br#"{"t":1,"ts":9,"proto":"tcp"}"#,
+        ];
+        ordered_agrees(&lines).unwrap();
+        let mut order = KeyOrder::default();
+        let mut c = ConnFields::default();
+        for line in &lines[..4] {
+            c = ConnFields::default();
+            assert!(scan_into(line, &mut order, &mut c));
+        }
+        assert_eq!(
+            (c.ts, c.orig_h, c.resp_ip_bytes),
+            (Some(9.0), Some(&b"2.2.2.2"[..]), Some(6))
+        );
+        assert!(!order.keys().iter().any(|k| k.contains("a_very_long")));
+        // A repeated known key is a duplicate field, whatever the order remembers.
+        assert!(!scan_into(lines[4], &mut order, &mut ConnFields::default()));
+        assert!(!scan_into(lines[5], &mut order, &mut ConnFields::default()));
+    }
+
+    #[test]
+    fn plain_strings_and_skipped_numbers() {
+        for line in [
+            // Blanks and `!` are flagged by the word test but plain.
+            &br#"{"history":"a b!c d e f g h i j","proto":"t p"}"#[..],
+            br#"{"x":0,"y":10,"z":1.5,"w":-1,"v":2e3,"u":0.0}"#,
+        ] {
+            assert!(
+                scan_compact(line).is_some(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            agrees(line).unwrap();
+        }
+        for (line, fast) in [
+            // An escape in a skipped string: the general scanner reads it.
+            (&br#"{"history":"a\"b","ts":1}"#[..], false),
+            (br#"{"x":01}"#, false),
+            (br#"{"x":1.}"#, false),
+            (br#"{"x":-}"#, false),
+            (b"{\"x\":\"a\x7f\"}", true),
+        ] {
+            assert_eq!(
+                scan_compact(line).is_some(),
+                fast,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            agrees(line).unwrap();
+        }
+    }
+
+    /// The digits of `s` up to the first non-digit, one by one (wrapping like
+    /// [`wide_digits`]).
+    fn digits_reference(s: &[u8]) -> (u128, usize) {
+        let n = s.iter().take_while(|c| c.is_ascii_digit()).count();
+        let v = s[..n].iter().fold(0u128, |v, c| {
+            v.wrapping_mul(10).wrapping_add(u128::from(c - b'0'))
+        });
+        (v, n)
+    }
+
     proptest! {
+        /// The first flagged byte of a word is the first byte below 0x23, `\` or
+        /// outside ASCII, whatever comes after it.
+        #[test]
+        fn first_flag_is_the_first_special_byte(bytes in proptest::array::uniform8(
+            prop_oneof![4 => 0x23u8..0x7f, 1 => any::<u8>(), 1 => Just(b'\\')]
+        )) {
+            let m = first_maybe_special(u64::from_le_bytes(bytes));
+            let first = bytes.iter().position(|&b| b < 0x23 || b == b'\\' || b >= 0x80);
+            prop_assert_eq!((m != 0).then(|| (m.trailing_zeros() / 8) as usize), first);
+        }
+
+        /// Eight-at-a-time digit runs equal the byte-by-byte reading, whatever follows.
+        #[test]
+        fn wide_digits_match_a_byte_loop(s in proptest::collection::vec(
+            prop_oneof![8 => b'0'..=b'9', 1 => any::<u8>()], 0..48)
+        ) {
+            prop_assert_eq!(wide_digits(&s), digits_reference(&s));
+        }
+
+        /// Long significands (20 and more digits: serde_json's overflow path) are
+        /// declined or converted bit for bit as serde does.
+        #[test]
+        fn long_floats_decline_or_agree(int in "0|[1-9][0-9]{0,19}", frac in "[0-9]{1,32}") {
+            let line = format!(r#"{{"ts":{int}.{frac},"duration":{int}}}"#);
+            agrees(line.as_bytes())?;
+            // Up to 19 digits in all, never declined.
+            if int.len() + frac.len() <= 19 {
+                prop_assert!(scan_compact(line.as_bytes()).is_some());
+            }
+        }
+
+        /// Runs of lines built from a pool of keys (in random orders, with keys left
+        /// out, repeated, sharing prefixes, longer than a slot; values mostly of the
+        /// key's type) read the same with the remembered order as without it, and as
+        /// serde_json reads them.
+        #[test]
+        fn any_key_order_reads_the_same(
+            lines in proptest::collection::vec(
+                (
+                    prop_oneof![
+                        3 => proptest::sample::subsequence(
+                            (0..KEY_POOL.len()).collect::<Vec<_>>(), 0..=KEY_POOL.len()
+                        ).prop_shuffle(),
+                        1 => proptest::collection::vec(0..KEY_POOL.len(), 0..10),
+                    ],
+                    proptest::collection::vec(0..VALUES.len() * 4, KEY_POOL.len() + 10),
+                ),
+                1..8,
+            )
+        ) {
+            let lines: Vec<Vec<u8>> = lines
+                .iter()
+                .map(|(keys, values)| {
+                    let body: Vec<String> = keys
+                        .iter()
+                        .zip(values)
+                        .map(|(&k, &v)| {
+                            let (key, fitting) = KEY_POOL[k];
+                            // Three times in four the value fits the key.
+                            let value = VALUES.get(v).copied().unwrap_or(fitting);
+                            format!(r#""{key}":{value}"#)
+                        })
+                        .collect();
+                    format!("{{{}}}", body.join(",")).into_bytes()
+                })
+                .collect();
+            let refs: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+            ordered_agrees(&refs)?;
+        }
+
         /// Decimal `ts`/`duration` values of every length convert bit for bit as serde does.
         #[test]
         fn floats_convert_as_serde_does(int in 0u64..10_000_000_000, frac in "[0-9]{1,9}") {
