@@ -12,6 +12,12 @@
 //! relationships and sightings that point at them, and reported in
 //! [`Anonymised::dropped`].
 //!
+//! **Attachments:** an `artifact` whose `payload_bin` decodes to UTF-8 text is scrubbed by
+//! the same rules and re-encoded, and its `hashes` are dropped when the text changed (they
+//! would no longer match); a binary payload (or one that is not valid base64) cannot be
+//! searched, so the artifact is dropped and listed in [`Anonymised::dropped`] — unless the
+//! caller keeps binaries ([`Options::keep_binary`], for a source that allowed identification).
+//!
 //! Last, the result is serialised and searched: if any scrub string, any address in a
 //! scrubbed block, or any source identity id is still anywhere in it (say, inside an id
 //! or a timestamp, which are not rewritten), [`anonymise`] fails instead of returning a
@@ -21,6 +27,8 @@ use crate::bundle::Bundle;
 use crate::error::{Error, Location, shorten_str};
 use crate::id::StixId;
 use crate::object::{Identity, StixObject};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -38,6 +46,45 @@ pub struct Anonymised {
     /// Objects left out because they were themselves identifying (source identities are
     /// replaced, not listed here).
     pub dropped: Vec<StixId>,
+}
+
+/// How [`anonymise_with`] treats what it cannot search.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Keep artifacts whose payload is binary (not UTF-8 text) instead of dropping them.
+    pub keep_binary: bool,
+}
+
+/// An artifact's payload: `None` when the object is no artifact with a `payload_bin`,
+/// `Some(Err(()))` when the payload is not base64 of UTF-8 text.
+fn artifact_text(v: &Value) -> Option<Result<String, ()>> {
+    if v.get("type").and_then(Value::as_str) != Some("artifact") {
+        return None;
+    }
+    let b64 = v.get("payload_bin")?.as_str()?;
+    Some(
+        STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(()),
+    )
+}
+
+/// Scrubs a text artifact's payload in place (dropping its hashes if the text changed).
+fn scrub_artifact(v: &mut Value, s: &Scrubber) {
+    let Some(Ok(text)) = artifact_text(v) else {
+        return;
+    };
+    if let Some(clean) = s.scrub(&text, REDACTED)
+        && let Some(m) = v.as_object_mut()
+    {
+        m.insert(
+            "payload_bin".to_owned(),
+            Value::String(STANDARD.encode(clean)),
+        );
+        m.remove("hashes");
+    }
 }
 
 /// The strings to remove, prepared once.
@@ -218,8 +265,10 @@ fn contains(net: IpAddr, len: u8, a: IpAddr) -> bool {
 /// Properties whose values are structure, not text: never scrubbed (the final search
 /// still covers them).
 fn structural(key: &str) -> bool {
-    matches!(key, "id" | "type" | "spec_version" | "created" | "modified")
-        || key.ends_with("_ref")
+    matches!(
+        key,
+        "id" | "type" | "spec_version" | "created" | "modified" | "payload_bin"
+    ) || key.ends_with("_ref")
         || key.ends_with("_refs")
 }
 
@@ -305,6 +354,18 @@ pub fn anonymise(
     scrub: &[&str],
     bundle_id: StixId,
 ) -> Result<Anonymised, Error> {
+    anonymise_with(bundle, source, centre, scrub, bundle_id, Options::default())
+}
+
+/// [`anonymise`] with [`Options`].
+pub fn anonymise_with(
+    bundle: &Bundle,
+    source: &[StixId],
+    centre: &Identity,
+    scrub: &[&str],
+    bundle_id: StixId,
+    options: Options,
+) -> Result<Anonymised, Error> {
     let scrubber = Scrubber::new(scrub);
     let source_ids: BTreeSet<&str> = source.iter().map(StixId::as_str).collect();
     let centre_id = centre.common.id.as_str();
@@ -318,6 +379,23 @@ pub fn anonymise(
             StixObject::Url(u) => Some(u.value.as_str()),
             StixObject::Other(x) if x.common.object_type == "email-addr" => {
                 x.extra.get("value").and_then(Value::as_str)
+            }
+            StixObject::Other(x) if x.common.object_type == "artifact" && !options.keep_binary => {
+                let binary = x
+                    .extra
+                    .get("payload_bin")
+                    .and_then(Value::as_str)
+                    .is_some_and(|b| {
+                        STANDARD
+                            .decode(b)
+                            .ok()
+                            .and_then(|bytes| String::from_utf8(bytes).ok())
+                            .is_none()
+                    });
+                if binary {
+                    dropped.insert(o.id().to_string());
+                }
+                None
             }
             _ => None,
         };
@@ -361,6 +439,7 @@ pub fn anonymise(
             continue;
         }
         let mut v = o.to_value().map_err(Error::Serialise)?;
+        scrub_artifact(&mut v, &scrubber);
         rewrite(&mut v, None, &source_ids, centre_id, &dropped, &scrubber);
         out.push(v);
     }
@@ -389,7 +468,14 @@ pub fn anonymise(
 
     // 4. Search the serialised copy for anything that should be gone.
     let text = String::from_utf8(result.to_json()?).unwrap_or_default();
-    let leak = scrubber.leaks(&text).or_else(|| {
+    let in_attachments = result.objects().iter().find_map(|o| {
+        let v = o.to_value().ok()?;
+        match artifact_text(&v)? {
+            Ok(t) => scrubber.leaks(&t),
+            Err(()) => None,
+        }
+    });
+    let leak = scrubber.leaks(&text).or(in_attachments).or_else(|| {
         source_ids
             .iter()
             .find(|id| text.contains(**id))
@@ -451,5 +537,83 @@ mod tests {
             "[redacted]'s gateway at [redacted] ([redacted])"
         );
         assert_eq!(scrub_text("nothing to hide", &["acme"]), "nothing to hide");
+    }
+
+    fn centre() -> Identity {
+        let v = serde_json::json!({
+            "type": "identity", "spec_version": "2.1",
+            "id": "identity--0f2a7e3c-2f4b-4d7a-9c1e-5b6d7e8f9a01",
+            "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+            "name": "Coordination Centre", "identity_class": "organization"
+        });
+        match StixObject::from_value(v).unwrap() {
+            StixObject::Identity(i) => *i,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn artifact(n: u8, payload: &[u8]) -> Value {
+        serde_json::json!({
+            "type": "artifact", "spec_version": "2.1",
+            "id": format!("artifact--6f4e2c1a-3b5d-4e7f-8a9b-0c1d2e3f4a{n:02x}"),
+            "mime_type": "text/plain",
+            "payload_bin": STANDARD.encode(payload),
+            "hashes": {"SHA-256": "0000000000000000000000000000000000000000000000000000000000000000"}
+        })
+    }
+
+    fn relay(objects: Vec<Value>, options: Options) -> Anonymised {
+        let objects = objects
+            .into_iter()
+            .map(|v| StixObject::from_value(v).unwrap())
+            .collect();
+        let bundle = Bundle::new(
+            StixId::from_random_bytes("bundle", [1; 16]).unwrap(),
+            objects,
+        )
+        .unwrap();
+        anonymise_with(
+            &bundle,
+            &[],
+            &centre(),
+            &["Kanto Power", "kanto-power.example", "198.51.100.0/24"],
+            StixId::from_random_bytes("bundle", [2; 16]).unwrap(),
+            options,
+        )
+        .unwrap()
+    }
+
+    // PP-12, DESIGN invariant 6: a text attachment is scrubbed and re-encoded, its stale
+    // hashes dropped; a binary one cannot be searched and is dropped unless kept.
+    #[test]
+    fn text_attachments_are_scrubbed_and_binary_ones_dropped() {
+        let text = b"From: soc@ops.kanto-power.example\nKanto Power saw 198.51.100.7\n";
+        let binary = [
+            0x4d, 0x5a, 0x90, 0x00, 0xff, 0xfe, b'K', b'a', b'n', b't', b'o',
+        ];
+        let a = relay(
+            vec![artifact(1, text), artifact(2, &binary)],
+            Options::default(),
+        );
+        assert_eq!(a.dropped.len(), 1, "{:?}", a.dropped);
+        assert!(a.dropped[0].as_str().ends_with("4a02"));
+        let kept = a.bundle.objects()[0].to_value().unwrap();
+        let decoded = STANDARD
+            .decode(kept["payload_bin"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            "From: soc@ops.[redacted]\n[redacted] saw [redacted]\n"
+        );
+        assert!(kept.get("hashes").is_none(), "{kept}");
+
+        let kept = relay(
+            vec![artifact(1, b"nothing to hide"), artifact(2, &binary)],
+            Options { keep_binary: true },
+        );
+        assert!(kept.dropped.is_empty());
+        assert_eq!(kept.bundle.objects().len(), 2);
+        // Unchanged text keeps its hashes.
+        assert!(kept.bundle.objects()[0].to_value().unwrap()["hashes"].is_object());
     }
 }
