@@ -24,7 +24,9 @@
 pub mod error;
 pub mod intake;
 pub mod regime;
+pub mod relay;
 pub mod report;
+pub mod source;
 pub mod stix_in;
 pub mod view;
 
