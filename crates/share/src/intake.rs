@@ -228,9 +228,7 @@ fn render(
     let insider = r.org == who.org.id || is_centre_analyst(who);
     let mut flash: FlashReport = stored_json("report body", &r.body)?;
     let assessed = Impact::from_slug(&r.impact).unwrap_or(flash.impact);
-    let sees_source = cx
-        .sources
-        .sees_source(who, &r, &flash, assessed, regime);
+    let sees_source = cx.sources.sees_source(who, &r, &flash, assessed, regime);
     let terms = if sees_source {
         Vec::new()
     } else {

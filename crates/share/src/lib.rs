@@ -26,6 +26,7 @@ pub mod intake;
 pub mod regime;
 pub mod relay;
 pub mod report;
+pub mod reveal;
 pub mod source;
 pub mod stix_in;
 pub mod view;

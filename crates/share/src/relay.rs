@@ -218,11 +218,7 @@ fn draft(
 
 /// Writes (a new version of) report `report`'s relayed copy, or records why not. Runs in
 /// the caller's transaction, after the report or stage was stored.
-pub async fn write(
-    tx: &mut Tx,
-    report: i64,
-    now: Timestamp,
-) -> Result<Outcome, ShareError> {
+pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, ShareError> {
     let r = tx
         .report(report)
         .await?
@@ -243,10 +239,12 @@ pub async fn write(
         .relay(report)
         .cloned()
         .ok_or(ShareError::NotFound(report))?;
-    let flash: FlashReport = serde_json::from_str(&r.body).map_err(|e| corrupt("report body", e))?;
+    let flash: FlashReport =
+        serde_json::from_str(&r.body).map_err(|e| corrupt("report body", e))?;
     let mut stages = Vec::new();
     for s in tx.report_stages(&[report]).await? {
-        let st: StageReport = serde_json::from_str(&s.body).map_err(|e| corrupt("report stage", e))?;
+        let st: StageReport =
+            serde_json::from_str(&s.body).map_err(|e| corrupt("report stage", e))?;
         stages.push((st, s.received_at));
     }
     let impact = Impact::from_slug(&r.impact).unwrap_or(flash.impact);
@@ -265,16 +263,17 @@ pub async fn write(
         .transpose()?;
     let centre = centre_identity(&sources)?;
     let reporter_id;
-    let reporter = if flash.disclose_source {
-        reporter_id = StixId::deterministic("identity", &format!("mamori-org/{}", r.org))
-            .map_err(|e| ShareError::Invalid {
-                field: "relay",
-                problem: e.to_owned(),
-            })?;
-        Some((&reporter_id, sources.org_name(r.org).unwrap_or_default()))
-    } else {
-        None
-    };
+    let reporter =
+        if flash.disclose_source {
+            reporter_id = StixId::deterministic("identity", &format!("mamori-org/{}", r.org))
+                .map_err(|e| ShareError::Invalid {
+                    field: "relay",
+                    problem: e.to_owned(),
+                })?;
+            Some((&reporter_id, sources.org_name(r.org).unwrap_or_default()))
+        } else {
+            None
+        };
     let d = draft(
         &r,
         &flash,

@@ -219,15 +219,12 @@ impl Sources {
                 name: self.org_name(r.org).unwrap_or_default().to_owned(),
             });
         }
-        let handle = self
-            .relay(r.id)
-            .map(|x| x.handle.clone())
-            .ok_or_else(|| {
-                ShareError::Store(mamori_store::StoreError::Corrupt {
-                    what: "report relay",
-                    detail: format!("report {} has no source handle", r.id),
-                })
-            })?;
+        let handle = self.relay(r.id).map(|x| x.handle.clone()).ok_or_else(|| {
+            ShareError::Store(mamori_store::StoreError::Corrupt {
+                what: "report relay",
+                detail: format!("report {} has no source handle", r.id),
+            })
+        })?;
         Ok(SourceOut::Sealed {
             sealed: true,
             handle,
@@ -273,7 +270,11 @@ mod tests {
             ("alias", "K"),
         ] {
             let e = check_identifier(kind, value).unwrap_err();
-            assert_eq!(e.kind(), mamori_core::ErrorKind::InvalidInput, "{kind} {value}");
+            assert_eq!(
+                e.kind(),
+                mamori_core::ErrorKind::InvalidInput,
+                "{kind} {value}"
+            );
         }
     }
 
