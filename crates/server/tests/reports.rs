@@ -309,7 +309,10 @@ async fn every_marking_reaches_whom_it_allows_on_every_read_path(store: Store) {
     assert_eq!(theirs["text"], mine["text"]);
     assert_eq!(theirs["source"]["sealed"], false, "{theirs}");
     assert_eq!(theirs["source"]["name"], "Kanto Power");
-    let others = api.get(&format!("/api/v1/reports/{}", ids[1]), Some(&c.other)).await.body;
+    let others = api
+        .get(&format!("/api/v1/reports/{}", ids[1]), Some(&c.other))
+        .await
+        .body;
     assert_eq!(others["source"]["sealed"], true, "{others}");
 }
 

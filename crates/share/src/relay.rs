@@ -274,6 +274,8 @@ pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, 
         } else {
             None
         };
+    // Each version's `modified` is later than the last one's, even within a millisecond.
+    let modified = now.max(r.received_at + chrono::Duration::milliseconds(relay.versions));
     let d = draft(
         &r,
         &flash,
@@ -283,7 +285,7 @@ pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, 
         &relay.handle,
         &centre,
         reporter,
-        now,
+        modified,
     )?;
     let objects: Vec<StixObject> = d
         .objects
