@@ -24,6 +24,9 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 mod common;
+#[path = "../../stix/tests/common/python.rs"]
+#[allow(dead_code)]
+mod python;
 
 use common::t0;
 
@@ -283,7 +286,7 @@ fn submission(c: &Cast, extra: Value) -> String {
             {"type": "relationship", "spec_version": "2.1",
              "id": "relationship--9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
              "created": "2026-11-24T01:00:00.000Z", "modified": "2026-11-24T01:00:00.000Z",
-             "relationship_type": "indicates",
+             "relationship_type": "related-to",
              "source_ref": "indicator--0b6f7a9e-4c2d-4e8f-9a1b-2c3d4e5f6a7b",
              "target_ref": "incident--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"},
             {"type": "note", "spec_version": "2.1",
@@ -424,6 +427,22 @@ async fn the_relayed_copy_has_no_trace_of_its_source(store: Store) {
         .find(|o| o["type"] == "relationship")
         .unwrap();
     assert_eq!(rel["target_ref"], incident["id"]);
+
+    // What the centre produces validates with the OASIS stix2-validator (issue 8
+    // acceptance): strict, except 401 (custom properties should be extensions).
+    if python::have_module("stix2validator", "stix2-validator") {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("relayed.json");
+        let bundle = json!({"type": "bundle",
+            "id": "bundle--0e1d2c3b-4a59-4687-9a6b-5c4d3e2f1a0b", "objects": objects});
+        std::fs::write(&file, bundle.to_string()).unwrap();
+        let script = "import sys\nfrom stix2validator.scripts.stix2_validator import main\n\
+                      sys.argv[0] = 'stix2_validator'\nsys.exit(main())";
+        let f = file.display().to_string();
+        let out = python::python3(&["-c", script, "--strict", "--disable", "401", &f]).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "stix2-validator refused:\n{text}");
+    }
 
     // The analysts' API view: the sealed handle, not the source; the relay written.
     let (s, v) = api.get(&format!("/api/v1/reports/{id}"), &c.analyst).await;

@@ -196,7 +196,7 @@ fn draft(
             "created_by_ref": centre.common.id,
             "name": format!("Incident report relayed by {}", centre.name),
             "description": description,
-            "report_types": ["incident"],
+            "report_types": ["threat-report"],
             "published": ts(now),
             "object_refs": refs,
             "object_marking_refs": [tlp_ref],
