@@ -253,7 +253,7 @@ fn fields(c: &Cast, extra: Value) -> Value {
 fn submission(c: &Cast, extra: Value) -> String {
     let text = format!(
         "{NAME} ({ALIAS}) saw beacons from vpn.{DOMAIN} at 198.51.100.23 to 203.0.113.9. \
-         Call {PHONE} or mail {EMAIL}; reported by {USER}."
+         Call {PHONE} (from Japan 03 5555 0100) or mail {EMAIL}; reported by {USER}."
     );
     let attachment =
         format!("From: {EMAIL}\nTo: cert\n{ALIAS} firewall log: 198.51.100.77 -> 203.0.113.9\n");

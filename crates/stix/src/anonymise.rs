@@ -96,6 +96,26 @@ struct Scrubber {
     key_terms: Vec<String>,
     /// Address blocks given as CIDR text.
     ranges: Vec<(IpAddr, u8)>,
+    /// The last [`PHONE_KEY_DIGITS`] digits of each term that is a phone number, so that
+    /// the number is found however it is written (`+81-3-5555-0100`, `03 5555 0100`).
+    phones: Vec<String>,
+}
+
+/// How many trailing digits identify a phone number written in another format.
+const PHONE_KEY_DIGITS: usize = 8;
+
+fn is_phone_char(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '+' | '-' | '(' | ')' | '.' | ' ')
+}
+
+/// The phone key of a term that is only a phone number (8 digits or more), else `None`.
+fn phone_key(t: &str) -> Option<String> {
+    if !t.chars().all(is_phone_char) {
+        return None;
+    }
+    let digits: String = t.chars().filter(char::is_ascii_digit).collect();
+    let skip = digits.len().checked_sub(PHONE_KEY_DIGITS)?;
+    digits.get(skip..).map(str::to_owned)
 }
 
 /// `Acme Power Co.` → `acme_power_co`.
@@ -121,6 +141,9 @@ impl Scrubber {
         terms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         terms.dedup();
         let ranges = terms.iter().filter_map(|t| parse_cidr(t)).collect();
+        let mut phones: Vec<String> = terms.iter().filter_map(|t| phone_key(t)).collect();
+        phones.sort();
+        phones.dedup();
         // Property names cannot hold spaces or dots: `Acme Power` appears there as
         // `acme_power`.
         let mut key_terms: Vec<String> = terms
@@ -134,6 +157,7 @@ impl Scrubber {
             terms,
             key_terms,
             ranges,
+            phones,
         }
     }
 
@@ -163,7 +187,45 @@ impl Scrubber {
                 cur = Some(r);
             }
         }
+        if !self.phones.is_empty() {
+            let base = cur.as_deref().unwrap_or(s);
+            if let Some(r) = self.redact_phones(base, with) {
+                cur = Some(r);
+            }
+        }
         cur
+    }
+
+    /// Redacts every run of phone-number characters whose digits end with a registered
+    /// number's key: the number in any spacing, punctuation or national/international form.
+    fn redact_phones(&self, s: &str, with: &str) -> Option<String> {
+        let starts = |c: char| c.is_ascii_digit() || c == '+' || c == '(';
+        let mut out = String::with_capacity(s.len());
+        let mut hit = false;
+        let mut rest = s;
+        while let Some(start) = rest.find(starts) {
+            let (before, tail) = rest.split_at(start);
+            out.push_str(before);
+            let len = tail.find(|c: char| !is_phone_char(c)).unwrap_or(tail.len());
+            let run = tail.get(..len).unwrap_or_default();
+            // The number ends at its last digit; what follows is left as it was.
+            let end = run.rfind(|c: char| c.is_ascii_digit()).map_or(0, |i| i + 1);
+            let (number, trailing) = run.split_at(end);
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            let matched = digits.len() >= PHONE_KEY_DIGITS
+                && self.phones.iter().any(|k| digits.ends_with(k.as_str()));
+            if matched {
+                out.push_str(with);
+                hit = true;
+            } else {
+                out.push_str(number);
+            }
+            out.push_str(trailing);
+            // `len` ≥ 1: every start character is a phone character.
+            rest = tail.get(len..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        hit.then_some(out)
     }
 
     fn in_range(&self, a: IpAddr) -> bool {
@@ -204,6 +266,9 @@ impl Scrubber {
         }
         if !self.ranges.is_empty() && self.redact_addresses(s, "").is_some() {
             return Some("an address in a scrubbed range".to_owned());
+        }
+        if !self.phones.is_empty() && self.redact_phones(s, "").is_some() {
+            return Some("a registered phone number".to_owned());
         }
         None
     }
@@ -537,6 +602,29 @@ mod tests {
             "[redacted]'s gateway at [redacted] ([redacted])"
         );
         assert_eq!(scrub_text("nothing to hide", &["acme"]), "nothing to hide");
+    }
+
+    // PP-12: a registered phone number is found however it is written; a domain also
+    // covers its subdomains and the mailboxes at it.
+    #[test]
+    fn contacts_are_scrubbed_in_any_form_and_domains_with_their_subdomains() {
+        let terms = ["+81-3-5555-0100", "kanto-power.example"];
+        assert_eq!(
+            scrub_text(
+                "call 03 5555 0100, +81 (3) 5555-0100 or 0355550100; not 03-5555-0199. \
+                 Mail soc@ops.KANTO-POWER.example or see https://vpn.kanto-power.example/x",
+                &terms
+            ),
+            "call [redacted], [redacted] or [redacted]; not 03-5555-0199. \
+             Mail soc@ops.[redacted] or see https://vpn.[redacted]/x"
+        );
+        let s = Scrubber::new(&terms);
+        assert!(s.leaks("ring (03) 5555.0100").is_some());
+        assert!(s.leaks("build 20260101 id 12345678").is_none());
+        // Short digit strings and non-phone terms make no phone key.
+        assert_eq!(phone_key("110"), None);
+        assert_eq!(phone_key("soc@kanto.example"), None);
+        assert_eq!(phone_key("+81-3-5555-0100").as_deref(), Some("55550100"));
     }
 
     fn centre() -> Identity {
