@@ -574,6 +574,63 @@ async fn a_copy_that_cannot_be_anonymised_is_withheld(store: Store) {
     assert_eq!(counts, vec![("withheld".to_owned(), 1)]);
 }
 
+// A report stored before migration 0006 (no relay row: the migration backfills one, this
+// covers any other path) gets its handle and its relayed copy with its next stage.
+async fn a_report_from_before_the_relay_is_relayed_with_its_next_stage(store: Store) {
+    let api = Api::new(store).await;
+    let c = cast(&api).await;
+    let (_, me) = api.get("/api/v1/whoami", &c.reporter).await;
+    let centre = api.get("/api/v1/admin/orgs", &api.admin).await.1[0]["id"]
+        .as_i64()
+        .unwrap();
+    let mut f = fields(&c, json!({}));
+    f["tlp"] = json!("green");
+    f["text"] = json!(format!("{NAME} saw beacons."));
+    let flash: mamori_share::FlashReport = serde_json::from_value(f).unwrap();
+    let audience = mamori_core::tlp::Audience {
+        originator: Some(OrgId(c.reporter_org)),
+        organisations: [OrgId(centre)].into(),
+        excluded: [OrgId(c.excluded_org)].into(),
+        ..Default::default()
+    };
+    let mut tx = api.store.begin().await.unwrap();
+    let id = tx
+        .insert_report(
+            &mamori_store::NewReport {
+                org: OrgId(c.reporter_org),
+                user: mamori_core::UserId(me["user"]["id"].as_i64().unwrap()),
+                tlp: Tlp::Green,
+                confidential: false,
+                sector: mamori_core::Sector::Electricity,
+                impact: "medium",
+                regime: "default",
+                detected_at: t0() - Duration::minutes(30),
+                body: &serde_json::to_string(&flash).unwrap(),
+                audience: &audience,
+                idempotency_key: None,
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(api.relayed(&c.other).await.is_empty());
+    let (s, v) = api
+        .post(
+            &format!("/api/v1/reports/{id}/stages"),
+            &c.reporter,
+            &json!({"stage": "interim", "text": "Contained."}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (_, v) = api.get(&format!("/api/v1/reports/{id}"), &c.analyst).await;
+    assert_eq!(v["source"]["sealed"], true, "{v}");
+    assert_eq!(v["relay"]["state"], "written", "{v}");
+    let (_, _, raw) = api.taxii(RELAYED, &c.other).await;
+    assert!(raw.contains("[redacted] saw beacons."), "{raw}");
+    assert!(!raw.to_ascii_lowercase().contains("kanto"), "{raw}");
+}
+
 fn assert_refused(s: StatusCode, v: &Value, status: StatusCode, says: &str) {
     assert_eq!(s, status, "{v}");
     let msg = v["error"]["message"].as_str().unwrap();
@@ -714,6 +771,18 @@ async fn a_sealed_source_is_revealed_only_through_a_recorded_approval(store: Sto
             },
         ]
     );
+    // The three steps are documented in the OpenAPI document.
+    let (_, doc) = api.get("/api/openapi.json", &api.admin).await;
+    for (path, method) in [
+        ("/api/v1/reports/{id}/reveal-requests", "post"),
+        ("/api/v1/reveal-requests/{rid}/decision", "post"),
+        ("/api/v1/reports/{id}/source", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method]["responses"]["403"].is_object(),
+            "{path}"
+        );
+    }
     // Two people: the approver is not the one who read the source.
     assert!(entries[1].actor.user.is_some() && entries[2].actor.user.is_some());
     assert_ne!(entries[1].actor.user, entries[2].actor.user, "two people");
@@ -732,5 +801,6 @@ store_test_suite!(
     the_relayed_copy_has_no_trace_of_its_source,
     exclusions_confidentiality_stages_and_disclosure_hold_on_the_relay,
     a_copy_that_cannot_be_anonymised_is_withheld,
+    a_report_from_before_the_relay_is_relayed_with_its_next_stage,
     a_sealed_source_is_revealed_only_through_a_recorded_approval,
 );

@@ -235,6 +235,11 @@ pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, 
     }
     let mut sources = Sources::load(tx).await?;
     sources.load_relays(tx, &[report]).await?;
+    if sources.relay(report).is_none() {
+        // A report stored before the relay existed gets its handle now.
+        tx.insert_report_relay(report, None, now).await?;
+        sources.load_relays(tx, &[report]).await?;
+    }
     let relay = sources
         .relay(report)
         .cloned()

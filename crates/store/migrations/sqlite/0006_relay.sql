@@ -37,3 +37,10 @@ CREATE TABLE source_reveal_requests (
     decided_at      TEXT
 );
 CREATE INDEX source_reveal_requests_report ON source_reveal_requests(report_id, id);
+
+-- Reports received before this migration get their handle now (128 random bits); their
+-- relayed copy is written when their next stage arrives.
+INSERT INTO report_relays (report_id, handle, state, reason, updated_at)
+SELECT id, 'src-' || lower(hex(randomblob(16))), 'not_relayed',
+       'received before the relay existed: relayed with its next stage', received_at
+FROM reports;
