@@ -2,9 +2,11 @@
 //! (idempotently), add a stage, acknowledge, get, list.
 //!
 //! **Architecture invariant:** every report handed back goes through [`crate::view::reveal`]
-//! first, including the one just submitted; the rendered form ([`ReportOut`]) names the
-//! reporting organisation and the audience only to the reporter and the centre's analysts
-//! (PP-12: others learn what happened, not who reported it). Every check runs before the
+//! first, including the one just submitted; the rendered form ([`ReportOut`]) shows the
+//! audience only to the reporter and the centre's analysts, and the reporting organisation
+//! only where [`crate::source::Sources::sees_source`] allows (PP-12: others — the centre's
+//! analysts included — learn what happened, not who reported it). Accepting a report and
+//! adding a stage also write its relayed copy ([`crate::relay`]) in the same transaction. Every check runs before the
 //! first write, and a failed write is never followed by another in the same transaction
 //! (PostgreSQL spoils a transaction after an error), so a refused request stores nothing.
 
@@ -38,7 +40,8 @@ pub struct StageOut {
     pub stage: StageReport,
 }
 
-/// Who a report is shared with: shown to its reporter and the centre's analysts only.
+/// Who a report is shared with: shown to its reporter and the centre's analysts only (the
+/// reporter itself only where the source is not sealed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AudienceOut {

@@ -34,7 +34,7 @@ use mamori_stix::{
     AnonymiseOptions, Bundle, Limits, StixId, StixObject, StixTimestamp, anonymise_with,
     check_object, object_tlp, parse_bundle,
 };
-use mamori_store::{NewStixObject, StoredReport, Tx};
+use mamori_store::{NewStixObject, ReportRelay, StoredReport, Tx};
 use serde_json::{Value, json};
 
 /// The TAXII collection the relayed copies go to.
@@ -252,6 +252,38 @@ pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, 
             serde_json::from_str(&s.body).map_err(|e| corrupt("report stage", e))?;
         stages.push((st, s.received_at));
     }
+    let rows = match build(&r, &flash, &stages, &relay, &sources, now) {
+        Ok(rows) => rows,
+        Err(e) => {
+            let reason = withheld_reason(&e);
+            tx.set_report_relay_state(report, "withheld", Some(&reason), now)
+                .await?;
+            return Ok(Outcome::Withheld(reason));
+        }
+    };
+    let collection = tx.taxii_collection(COLLECTION).await?;
+    let centre_org = sources
+        .orgs()
+        .iter()
+        .find(|o| o.kind == OrgKind::CoordinationCentre)
+        .map(|o| o.id)
+        .ok_or_else(|| ShareError::Forbidden("no coordination centre is registered".into()))?;
+    tx.insert_stix_objects(&collection.id, centre_org, &rows, now)
+        .await?;
+    tx.set_report_relay_state(report, "written", None, now)
+        .await?;
+    Ok(Outcome::Written(rows.len()))
+}
+
+/// The relayed copy's rows, or the error that withholds it. Reads and writes nothing.
+fn build(
+    r: &StoredReport,
+    flash: &FlashReport,
+    stages: &[(StageReport, Timestamp)],
+    relay: &ReportRelay,
+    sources: &Sources,
+    now: Timestamp,
+) -> Result<Vec<NewStixObject>, ShareError> {
     let impact = Impact::from_slug(&r.impact).unwrap_or(flash.impact);
     let submitted = relay
         .bundle
@@ -266,7 +298,7 @@ pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, 
             )
         })
         .transpose()?;
-    let centre = centre_identity(&sources)?;
+    let centre = centre_identity(sources)?;
     let reporter_id;
     let reporter =
         if flash.disclose_source {
@@ -282,9 +314,9 @@ pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, 
     // Each version's `modified` is later than the last one's, even within a millisecond.
     let modified = now.max(r.received_at + chrono::Duration::milliseconds(relay.versions));
     let d = draft(
-        &r,
-        &flash,
-        &stages,
+        r,
+        flash,
+        stages,
         impact,
         submitted.as_ref(),
         &relay.handle,
@@ -306,40 +338,16 @@ pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, 
         let terms = sources.scrub_terms(r.org, r.user);
         let terms: Vec<&str> = terms.iter().map(String::as_str).collect();
         let draft = Bundle::new(bundle_id.clone(), objects)?;
-        match anonymise_with(
+        anonymise_with(
             &draft,
             &d.source_ids,
             &centre,
             &terms,
             bundle_id,
             AnonymiseOptions::default(),
-        ) {
-            Ok(a) => a.bundle,
-            Err(e) => {
-                // The error names what remained: it stays out of the reason, which the
-                // centre's analysts read (for them, too, the source is sealed).
-                let reason = match e {
-                    mamori_stix::Error::AnonymisationIncomplete { .. } => {
-                        "anonymisation failed closed: a trace of the source remained where it cannot be rewritten (an id, a timestamp or another structural property); nothing was redistributed".to_owned()
-                    }
-                    other => format!(
-                        "anonymisation failed closed ({:?}); nothing was redistributed",
-                        other.kind()
-                    ),
-                };
-                tx.set_report_relay_state(report, "withheld", Some(&reason), now)
-                    .await?;
-                return Ok(Outcome::Withheld(reason));
-            }
-        }
+        )?
+        .bundle
     };
-    let collection = tx.taxii_collection(COLLECTION).await?;
-    let centre_org = sources
-        .orgs()
-        .iter()
-        .find(|o| o.kind == OrgKind::CoordinationCentre)
-        .map(|o| o.id)
-        .ok_or_else(|| ShareError::Forbidden("no coordination centre is registered".into()))?;
     let mut rows = Vec::with_capacity(copy.objects().len());
     for o in copy.objects() {
         let c = o.common();
@@ -360,11 +368,22 @@ pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, 
             body: serde_json::to_string(o).map_err(|e| corrupt("relayed object", e))?,
         });
     }
-    tx.insert_stix_objects(&collection.id, centre_org, &rows, now)
-        .await?;
-    tx.set_report_relay_state(report, "written", None, now)
-        .await?;
-    Ok(Outcome::Written(rows.len()))
+    Ok(rows)
+}
+
+/// Why a copy is withheld, for the centre's analysts. The error's own text may name what
+/// remained (the reporter's name, say), so it never goes into the reason: for the analysts,
+/// too, the source is sealed.
+fn withheld_reason(e: &ShareError) -> String {
+    match e {
+        ShareError::Stix(mamori_stix::Error::AnonymisationIncomplete { .. }) => {
+            "anonymisation failed closed: a trace of the source remained where it cannot be rewritten (an id, a timestamp or another structural property); nothing was redistributed".to_owned()
+        }
+        other => format!(
+            "the anonymised copy could not be built ({:?}); nothing was redistributed",
+            other.kind()
+        ),
+    }
 }
 
 fn corrupt(what: &'static str, e: impl std::fmt::Display) -> ShareError {
