@@ -278,6 +278,141 @@ mod tests {
         }
     }
 
+    use crate::report::Cause;
+    use mamori_core::time::from_millis;
+    use mamori_core::tlp::Audience;
+    use mamori_core::{Clearance, Role, Tlp, TokenId};
+
+    const CENTRE: OrgId = OrgId(1);
+    const REPORTER: OrgId = OrgId(2);
+    const AUTHORITY: OrgId = OrgId(3); // electricity sector authority: routed at medium
+    const MINISTRY: OrgId = OrgId(4); // also an electricity authority, but excluded
+    const GAS_AUTHORITY: OrgId = OrgId(5); // another sector's: not routed
+    const OTHER: OrgId = OrgId(6);
+    const NAMED_AUTHORITY: OrgId = OrgId(7); // the reporter's own `route_to`
+
+    fn org(id: OrgId, kind: OrgKind, sector: Option<Sector>) -> Org {
+        Org {
+            id,
+            kind,
+            sector,
+            name: format!("org {id}"),
+            created_at: from_millis(0).unwrap(),
+        }
+    }
+
+    fn principal(o: &Org, role: Role) -> Principal {
+        Principal {
+            user: mamori_store::User {
+                id: UserId(o.id.get() * 10),
+                org: o.id,
+                name: "u".into(),
+                role,
+                clearance: Clearance::None,
+                created_at: from_millis(0).unwrap(),
+            },
+            org: o.clone(),
+            token: TokenId(1),
+        }
+    }
+
+    // PP-12, DESIGN invariant 6: who sees a report's source, for a medium-impact
+    // electricity report, with and without `disclose_source`, and held in confidence.
+    #[test]
+    fn the_source_rule_table() {
+        let orgs = vec![
+            org(CENTRE, OrgKind::CoordinationCentre, None),
+            org(REPORTER, OrgKind::Operator, Some(Sector::Electricity)),
+            org(
+                AUTHORITY,
+                OrgKind::SectorAuthority,
+                Some(Sector::Electricity),
+            ),
+            org(
+                MINISTRY,
+                OrgKind::SectorAuthority,
+                Some(Sector::Electricity),
+            ),
+            org(GAS_AUTHORITY, OrgKind::SectorAuthority, Some(Sector::Gas)),
+            org(OTHER, OrgKind::Operator, Some(Sector::Gas)),
+            org(NAMED_AUTHORITY, OrgKind::Isac, Some(Sector::Finance)),
+        ];
+        let sources = Sources {
+            orgs: orgs.clone(),
+            ..Sources::default()
+        };
+        let regime = Regime::default_regime().unwrap();
+        let at = from_millis(1_790_000_000_000).unwrap();
+        let report = |confidential| StoredReport {
+            id: 1,
+            org: REPORTER,
+            user: UserId(20),
+            tlp: Tlp::Amber,
+            confidential,
+            sector: Sector::Electricity,
+            impact: "medium".into(),
+            regime: "default".into(),
+            detected_at: at,
+            received_at: at,
+            body: String::new(),
+            audience: Audience {
+                originator: Some(REPORTER),
+                excluded: [MINISTRY].into(),
+                ..Audience::default()
+            },
+            acknowledged_at: None,
+            feedback_at: None,
+            feedback: None,
+        };
+        let flash = |disclose| FlashReport {
+            detected_at: at,
+            sector: Sector::Electricity,
+            affected_service: "gateway".into(),
+            impact: Impact::Medium,
+            cause: Cause::Unknown,
+            tlp: Tlp::Amber,
+            text: "t".into(),
+            purposes: [crate::report::Purpose::Response].into(),
+            confidential: false,
+            exclude: [MINISTRY].into(),
+            route_to: [NAMED_AUTHORITY].into(),
+            share_with: BTreeSet::new(),
+            recipients: BTreeSet::new(),
+            disclose_source: disclose,
+        };
+        // Columns: sealed report, disclose_source, confidential. `Y` sees the source.
+        let table = [
+            (REPORTER, Role::Member, "YYY"),
+            (CENTRE, Role::Analyst, ".Y."),
+            (CENTRE, Role::Admin, ".Y."),
+            (AUTHORITY, Role::Member, "YY."),
+            (NAMED_AUTHORITY, Role::Member, "YY."),
+            (MINISTRY, Role::Member, ".Y."),
+            (GAS_AUTHORITY, Role::Member, ".Y."),
+            (OTHER, Role::Member, ".Y."),
+        ];
+        for (who, role, want) in table {
+            let o = orgs.iter().find(|o| o.id == who).unwrap();
+            let p = principal(o, role);
+            let got: String = [(false, false), (true, false), (false, true)]
+                .into_iter()
+                .map(|(disclose, confidential)| {
+                    let seen = sources.sees_source(
+                        &p,
+                        &report(confidential),
+                        &flash(disclose),
+                        Impact::Medium,
+                        regime,
+                    );
+                    if seen { 'Y' } else { '.' }
+                })
+                .collect();
+            assert_eq!(got, want, "viewer {who} ({role:?})");
+        }
+        // A sealed source without a handle is a stored-data error, never an open source.
+        assert!(sources.source_out(&report(false), false).is_err());
+    }
+
     #[test]
     fn the_seal_serialises_without_the_source() {
         let sealed = SourceOut::Sealed {
