@@ -8,7 +8,7 @@
 //! not the operations. Each backend has its own migrations, run at open.
 //!
 //! **API boundary:** [`Store`] (open, migrate, begin, ping), [`Tx`] (the operations),
-//! the row types in [`accounts`] and [`stix_objects`], [`StoreError`] with its [`mamori_core::ErrorKind`], and,
+//! the row types in [`accounts`], [`stix_objects`] and [`relay`], [`StoreError`] with its [`mamori_core::ErrorKind`], and,
 //! behind the `testing` feature, the conformance-suite macro [`store_test_suite!`].
 //!
 //! Why sqlx and not an ORM: one async API for both databases, migrations embedded at
