@@ -56,6 +56,62 @@ pub(crate) async fn run(cfg: &MamoriConfig, cmd: AdminCommand, json: bool) -> an
                 s
             })?;
         }
+        AdminCommand::Org(OrgCommand::Profile {
+            org,
+            alias,
+            domain,
+            contact,
+            range,
+        }) => {
+            let mut entries = Vec::new();
+            for (kind, values) in [
+                ("alias", alias),
+                ("domain", domain),
+                ("contact", contact),
+                ("range", range),
+            ] {
+                for v in values {
+                    let v = mamori_share::source::check_identifier(kind, &v)
+                        .with_context(|| format!("--{kind}"))?;
+                    entries.push((kind, v));
+                }
+            }
+            if entries.is_empty() {
+                bail!("name at least one --alias, --domain, --contact or --range");
+            }
+            let pairs: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            tx.add_org_identifiers(org, &pairs, now).await?;
+            let profile = tx.org_identifiers(&[org]).await?;
+            emit(json, &profile_out(&profile), |p| {
+                format!("organisation {org} now has {} profile entries", p.len())
+            })?;
+        }
+        AdminCommand::Org(OrgCommand::Show { org }) => {
+            let o = tx.org(org).await?;
+            let profile = tx.org_identifiers(&[org]).await?;
+            #[derive(Serialize)]
+            struct Shown<'a> {
+                org: &'a mamori_store::Org,
+                profile: Vec<ProfileEntry<'a>>,
+            }
+            let shown = Shown {
+                org: &o,
+                profile: profile_out(&profile),
+            };
+            emit(json, &shown, |s| {
+                let mut t = format!(
+                    "{} {} ({}, {})",
+                    s.org.id,
+                    s.org.name,
+                    s.org.kind.slug(),
+                    s.org.sector.map(|x| x.slug()).unwrap_or("-")
+                );
+                for e in &s.profile {
+                    t.push_str(&format!("\n  {:<8} {}", e.kind, e.value));
+                }
+                t
+            })?;
+        }
         AdminCommand::User(UserCommand::Add {
             org,
             name,
@@ -174,6 +230,22 @@ pub(crate) async fn run(cfg: &MamoriConfig, cmd: AdminCommand, json: bool) -> an
     tx.commit().await?;
     store.close().await;
     Ok(())
+}
+
+/// One registered profile entry, as shown.
+#[derive(Serialize)]
+struct ProfileEntry<'a> {
+    kind: &'a str,
+    value: &'a str,
+}
+
+fn profile_out(p: &[mamori_store::OrgIdentifier]) -> Vec<ProfileEntry<'_>> {
+    p.iter()
+        .map(|e| ProfileEntry {
+            kind: &e.kind,
+            value: &e.value,
+        })
+        .collect()
 }
 
 /// Reads a period bound: an RFC 3339 time, or a date meaning 00:00 JST that day.

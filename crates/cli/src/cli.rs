@@ -260,6 +260,28 @@ pub(crate) enum OrgCommand {
     },
     /// List every organisation
     List,
+    /// Add to an organisation's registered profile: what the anonymous relay scrubs (PP-12)
+    Profile {
+        /// The organisation's id
+        org: mamori_core::OrgId,
+        /// Another name it is known by (repeatable)
+        #[arg(long)]
+        alias: Vec<String>,
+        /// A domain it uses; subdomains and e-mail addresses at it are scrubbed too (repeatable)
+        #[arg(long)]
+        domain: Vec<String>,
+        /// A contact detail: e-mail address or phone number (repeatable)
+        #[arg(long)]
+        contact: Vec<String>,
+        /// An address range it holds, as CIDR (repeatable)
+        #[arg(long)]
+        range: Vec<String>,
+    },
+    /// Show an organisation and its registered profile
+    Show {
+        /// The organisation's id
+        org: mamori_core::OrgId,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -185,6 +185,41 @@ fn init_then_admin_then_refuse_a_second_init() {
         "{text}"
     );
     assert!(!text.contains("Y\n"));
+    // The registered profile the relay scrubs (PP-12): added, checked, shown.
+    let id = org["id"].to_string();
+    let added = add(&[
+        "admin",
+        "org",
+        "profile",
+        &id,
+        "--alias",
+        "FISAC",
+        "--domain",
+        "fisac.example",
+        "--contact",
+        "+81-3-5555-0100",
+        "--range",
+        "198.51.100.0/24",
+    ]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let bad = add(&["admin", "org", "profile", &id, "--range", "198.51.100.0"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a CIDR block"));
+    let shown = add(&["--json", "admin", "org", "show", &id]);
+    let shown: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["org"]["name"], "Finance ISAC");
+    assert_eq!(
+        shown["profile"],
+        serde_json::json!([
+            {"kind": "alias", "value": "FISAC"},
+            {"kind": "contact", "value": "+81-3-5555-0100"},
+            {"kind": "domain", "value": "fisac.example"},
+            {"kind": "range", "value": "198.51.100.0/24"},
+        ])
+    );
 }
 
 fn http_get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {

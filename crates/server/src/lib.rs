@@ -18,6 +18,7 @@ pub mod error;
 mod findings;
 mod json;
 mod ledger;
+mod relay;
 mod reports;
 mod routes;
 mod state;

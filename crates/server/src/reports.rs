@@ -32,7 +32,7 @@ impl From<ShareError> for ApiError {
     }
 }
 
-fn regime() -> Result<&'static Regime, ApiError> {
+pub(crate) fn regime() -> Result<&'static Regime, ApiError> {
     Ok(Regime::default_regime()?)
 }
 
@@ -112,7 +112,8 @@ pub(crate) async fn submit(
 ) -> Result<Response, ApiError> {
     let body = body_bytes(body)?;
     let key = idempotency_key(&headers)?;
-    let flash = if is_stix(&headers, &body) {
+    let stix = is_stix(&headers, &body);
+    let flash = if stix {
         mamori_share::stix_in::flash_from_bundle_bytes(&body, s.config.body_limit_bytes)?
     } else {
         serde_json::from_slice::<FlashReport>(&body).map_err(|e| {
@@ -124,14 +125,25 @@ pub(crate) async fn submit(
     };
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let done = intake::submit(&mut tx, &caller.0, &flash, key, regime()?, now).await?;
+    // A STIX submission is kept with the report: its objects are relayed (anonymised).
+    let bundle = stix.then(|| String::from_utf8_lossy(&body));
+    let done = intake::submit_with(
+        &mut tx,
+        &caller.0,
+        &flash,
+        bundle.as_deref(),
+        key,
+        regime()?,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(report = done.report.id, org = %caller.0.org.id, tlp = %flash.tlp,
         replayed = done.replayed, "report received");
     Ok(accepted(done))
 }
 
-fn report_id(id: &str) -> Result<i64, ApiError> {
+pub(crate) fn report_id(id: &str) -> Result<i64, ApiError> {
     id.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
         ApiError::new(
             ErrorKind::InvalidInput,

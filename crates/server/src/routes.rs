@@ -6,6 +6,7 @@ use crate::auth::Caller;
 use crate::error::{self, ApiError, ErrorBody, InternalErrorMarker};
 use crate::findings;
 use crate::ledger;
+use crate::relay;
 use crate::reports;
 use crate::state::AppState;
 use crate::taxii;
@@ -80,6 +81,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(reports::add_stage))
         .routes(routes!(reports::acknowledge))
         .routes(routes!(reports::rate))
+        .routes(routes!(relay::request))
+        .routes(routes!(relay::decide))
+        .routes(routes!(relay::source))
         .split_for_parts()
 }
 

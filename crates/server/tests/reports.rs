@@ -292,14 +292,28 @@ async fn every_marking_reaches_whom_it_allows_on_every_read_path(store: Store) {
     }
     assert_eq!(checked, 7 * 10 * 2);
 
-    // The reporter's identity and audience are shown to the reporter and the centre only.
+    // The audience is shown to the reporter and the centre only; the source (PP-12) to
+    // the reporter and the authority the regime routed it to, sealed for the centre's
+    // analysts and everyone else.
     let path = format!("/api/v1/reports/{}", ids[2]);
     let mine = api.get(&path, Some(&c.reporter)).await.body;
     assert_eq!(mine["audience"]["excluded"], json!([c.excluded_org]));
-    assert!(api.get(&path, Some(&c.analyst)).await.body["audience"].is_object());
+    assert!(mine["audience"]["reporter"].is_i64());
+    assert_eq!(mine["source"]["sealed"], false);
+    let analysts = api.get(&path, Some(&c.analyst)).await.body;
+    assert!(analysts["audience"].is_object());
+    assert!(analysts["audience"].get("reporter").is_none(), "{analysts}");
+    assert_eq!(analysts["source"]["sealed"], true);
     let theirs = api.get(&path, Some(&c.authority)).await.body;
     assert!(theirs.get("audience").is_none(), "{theirs}");
     assert_eq!(theirs["text"], mine["text"]);
+    assert_eq!(theirs["source"]["sealed"], false, "{theirs}");
+    assert_eq!(theirs["source"]["name"], "Kanto Power");
+    let others = api
+        .get(&format!("/api/v1/reports/{}", ids[1]), Some(&c.other))
+        .await
+        .body;
+    assert_eq!(others["source"]["sealed"], true, "{others}");
 }
 
 async fn a_retried_submission_is_not_stored_twice(store: Store) {
@@ -1032,19 +1046,26 @@ async fn the_reporters_name_is_scrubbed_from_what_others_read(store: Store) {
             .status,
         StatusCode::ACCEPTED
     );
-    // The reporter and the centre read it as written.
-    for token in [&c.reporter, &c.analyst] {
-        let v = api.get(&path, Some(token)).await.body;
-        assert_eq!(v["text"], f["text"]);
-        assert_eq!(
-            v["stages"][0]["detail"]["notes"][0],
-            "seen by kanto power SOC"
-        );
+    // The reporter reads it as written, with its source.
+    let v = api.get(&path, Some(&c.reporter)).await.body;
+    assert_eq!(v["text"], f["text"]);
+    assert_eq!(
+        v["stages"][0]["detail"]["notes"][0],
+        "seen by kanto power SOC"
+    );
+    assert_eq!(v["source"]["sealed"], false);
+    assert_eq!(v["source"]["name"], "Kanto Power");
+    // Everyone else — the centre's analysts included (PP-12, invariant 6) — reads what
+    // happened, not who reported it, on both read paths.
+    let mut seen = Vec::new();
+    for token in [&c.other, &c.analyst] {
+        seen.push(api.get(&path, Some(token)).await.body);
+        seen.push(api.get("/api/v1/reports", Some(token)).await.body["reports"][0].clone());
     }
-    // Everyone else reads what happened, not who reported it, on both read paths.
-    let one = api.get(&path, Some(&c.other)).await.body;
-    let listed = api.get("/api/v1/reports", Some(&c.other)).await.body["reports"][0].clone();
-    for v in [one, listed] {
+    for v in seen {
+        assert_eq!(v["source"]["sealed"], true, "{v}");
+        assert!(v["source"]["handle"].as_str().unwrap().starts_with("src-"));
+        assert!(v["audience"].get("reporter").is_none(), "{v}");
         assert_eq!(
             v["text"],
             "[redacted]'s gateway beacons to 198.51.100.7 ([redacted] on-call: 03-0000-0000)."

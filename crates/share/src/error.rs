@@ -40,6 +40,9 @@ pub enum ShareError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The ledger could not record an act (so the act did not happen).
+    #[error(transparent)]
+    Ledger(#[from] mamori_oversight::OversightError),
 }
 
 impl ShareError {
@@ -53,6 +56,7 @@ impl ShareError {
             ShareError::Forbidden(_) => ErrorKind::Forbidden,
             ShareError::Conflict(_) => ErrorKind::Conflict,
             ShareError::Store(e) => e.kind(),
+            ShareError::Ledger(e) => e.kind(),
         }
     }
 }

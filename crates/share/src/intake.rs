@@ -2,9 +2,11 @@
 //! (idempotently), add a stage, acknowledge, get, list.
 //!
 //! **Architecture invariant:** every report handed back goes through [`crate::view::reveal`]
-//! first, including the one just submitted; the rendered form ([`ReportOut`]) names the
-//! reporting organisation and the audience only to the reporter and the centre's analysts
-//! (PP-12: others learn what happened, not who reported it). Every check runs before the
+//! first, including the one just submitted; the rendered form ([`ReportOut`]) shows the
+//! audience only to the reporter and the centre's analysts, and the reporting organisation
+//! only where [`crate::source::Sources::sees_source`] allows (PP-12: others — the centre's
+//! analysts included — learn what happened, not who reported it). Accepting a report and
+//! adding a stage also write its relayed copy ([`crate::relay`]) in the same transaction. Every check runs before the
 //! first write, and a failed write is never followed by another in the same transaction
 //! (PostgreSQL spoils a transaction after an error), so a refused request stores nothing.
 
@@ -12,13 +14,14 @@ use crate::error::ShareError;
 use crate::regime::Regime;
 use crate::regime::{ReportFacts, Status, status};
 use crate::report::{Cause, FlashReport, Impact, Purpose, Rating, StageReport};
+use crate::source::{RelayOut, SourceOut, Sources, routed};
 use crate::view::{ReportAudience, ReportViewer, Visible, reveal};
 use mamori_core::time::Timestamp;
 use mamori_core::tlp::Audience;
 use mamori_core::{OrgId, OrgKind, Role, Sector, Tlp};
-use mamori_store::{NewReport, Org, Principal, ReportQuery, StoredReport, StoredStage, Tx};
+use mamori_store::{NewReport, Principal, ReportQuery, StoredReport, StoredStage, Tx};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Longest idempotency key, in bytes.
 pub const MAX_KEY_BYTES: usize = 200;
@@ -37,12 +40,14 @@ pub struct StageOut {
     pub stage: StageReport,
 }
 
-/// Who a report is shared with: shown to its reporter and the centre's analysts only.
+/// Who a report is shared with: shown to its reporter and the centre's analysts only (the
+/// reporter itself only where the source is not sealed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AudienceOut {
-    /// The reporting organisation.
-    pub reporter: OrgId,
+    /// The reporting organisation: only where the source is not sealed (PP-12).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reporter: Option<OrgId>,
     /// Organisations it is shared with: the centre, routed authorities, `share_with`.
     pub organisations: BTreeSet<OrgId>,
     /// Named individuals.
@@ -105,6 +110,11 @@ pub struct ReportOut {
     /// What recipients said of it: only for the reporter and the centre's analysts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ratings: Option<Ratings>,
+    /// Who reported it, or the seal over it (PP-12; see `mamori_share::source`).
+    pub source: SourceOut,
+    /// Where its anonymised, relayed copy stands: only for the centre's analysts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<RelayOut>,
 }
 
 /// The result of a submission.
@@ -198,16 +208,17 @@ fn scrub_value(v: &mut serde_json::Value, terms: &[&str]) {
     }
 }
 
-/// What the rendering needs besides the report: its stages and ratings, and the names of
-/// organisations (to scrub the reporter's from what others read).
+/// What the rendering needs besides the report: its stages and ratings, and the sources
+/// (to seal the reporter's identity and scrub its profile from what others read).
 struct Context<'a> {
     stages: &'a [StoredStage],
     ratings: &'a [(i64, String, i64)],
-    names: &'a BTreeMap<OrgId, String>,
+    sources: &'a Sources,
 }
 
-/// Renders a report the view let through. For anyone but the reporter and the centre's
-/// analysts, the reporter's name is scrubbed from every free text (PP-12).
+/// Renders a report the view let through. For anyone the source is sealed for (see
+/// [`crate::source`]), the reporter's registered profile and the submitter's name are
+/// scrubbed from every free text (PP-12).
 fn render(
     r: Visible<StoredReport>,
     cx: &Context<'_>,
@@ -218,16 +229,24 @@ fn render(
     let (stages, ratings) = (cx.stages, cx.ratings);
     let r = r.into_inner();
     let insider = r.org == who.org.id || is_centre_analyst(who);
-    let scrub: Vec<&str> = if insider {
+    let mut flash: FlashReport = stored_json("report body", &r.body)?;
+    let assessed = Impact::from_slug(&r.impact).unwrap_or(flash.impact);
+    let sees_source = cx.sources.sees_source(who, &r, &flash, assessed, regime);
+    let terms = if sees_source {
         Vec::new()
     } else {
-        cx.names
-            .get(&r.org)
-            .map(String::as_str)
-            .into_iter()
-            .collect()
+        cx.sources.scrub_terms(r.org, r.user)
     };
-    let mut flash: FlashReport = stored_json("report body", &r.body)?;
+    let scrub: Vec<&str> = terms.iter().map(String::as_str).collect();
+    let source = cx.sources.source_out(&r, sees_source)?;
+    let relay = is_centre_analyst(who)
+        .then(|| cx.sources.relay(r.id))
+        .flatten()
+        .map(|x| RelayOut {
+            state: x.state.clone(),
+            reason: x.reason.clone(),
+            versions: x.versions,
+        });
     if !scrub.is_empty() {
         flash.text = mamori_stix::scrub_text(&flash.text, &scrub);
         flash.affected_service = mamori_stix::scrub_text(&flash.affected_service, &scrub);
@@ -293,14 +312,20 @@ fn render(
         text: flash.text,
         stages: stages_out,
         status: st,
-        feedback: if insider { r.feedback } else { None },
+        feedback: if insider {
+            r.feedback.map(|f| mamori_stix::scrub_text(&f, &scrub))
+        } else {
+            None
+        },
         audience: insider.then_some(AudienceOut {
-            reporter: r.org,
+            reporter: sees_source.then_some(r.org),
             organisations: r.audience.organisations,
             individuals: r.audience.individuals,
             excluded: r.audience.excluded,
         }),
         ratings: insider.then_some(counts),
+        source,
+        relay,
     })
 }
 
@@ -314,20 +339,6 @@ fn check_key(key: &str) -> Result<(), ShareError> {
         });
     }
     Ok(())
-}
-
-/// The organisations a report of `impact` in `sector` is routed to by `regime`.
-fn routed(regime: &Regime, impact: Impact, sector: Sector, orgs: &[Org]) -> BTreeSet<OrgId> {
-    let kinds = regime.routes(impact);
-    orgs.iter()
-        .filter(|o| kinds.contains(&o.kind))
-        .filter(|o| match o.kind {
-            // Sector bodies receive their own sector's reports only.
-            OrgKind::SectorAuthority | OrgKind::Isac => o.sector == Some(sector),
-            _ => true,
-        })
-        .map(|o| o.id)
-        .collect()
 }
 
 /// Builds the audience of a new report, checking every organisation and person it names.
@@ -399,15 +410,6 @@ async fn build_audience(
     })
 }
 
-async fn org_names(tx: &mut Tx) -> Result<BTreeMap<OrgId, String>, ShareError> {
-    Ok(tx
-        .orgs()
-        .await?
-        .into_iter()
-        .map(|o| (o.id, o.name))
-        .collect())
-}
-
 /// The report `id` with its stages, rendered for `who`, or [`ShareError::NotFound`] if
 /// it does not exist or `who` may not see it.
 async fn load(
@@ -422,11 +424,12 @@ async fn load(
     let v = reveal(viewer(who), &a, r.clone()).ok_or(ShareError::NotFound(id))?;
     let stages = tx.report_stages(&[id]).await?;
     let ratings = tx.report_rating_counts(&[id]).await?;
-    let names = org_names(tx).await?;
+    let mut sources = Sources::load(tx).await?;
+    sources.load_relays(tx, &[id]).await?;
     let cx = Context {
         stages: &stages,
         ratings: &ratings,
-        names: &names,
+        sources: &sources,
     };
     let out = render(v, &cx, who, regime, now)?;
     Ok((r, out))
@@ -441,6 +444,21 @@ pub async fn submit(
     tx: &mut Tx,
     who: &Principal,
     flash: &FlashReport,
+    key: Option<&str>,
+    regime: &Regime,
+    now: Timestamp,
+) -> Result<Submitted, ShareError> {
+    submit_with(tx, who, flash, None, key, regime, now).await
+}
+
+/// [`submit`] of a report sent as a STIX bundle (`bundle`, its JSON as received): the
+/// bundle is kept with the report so that its indicators and observables are relayed
+/// with it (anonymised, [`crate::relay`]).
+pub async fn submit_with(
+    tx: &mut Tx,
+    who: &Principal,
+    flash: &FlashReport,
+    bundle: Option<&str>,
     key: Option<&str>,
     regime: &Regime,
     now: Timestamp,
@@ -484,6 +502,9 @@ pub async fn submit(
             now,
         )
         .await?;
+    // The sealed source's handle, then the relayed copy (PP-12).
+    tx.insert_report_relay(id, bundle, now).await?;
+    crate::relay::write(tx, id, now).await?;
     let (_, report) = load(tx, who, id, regime, now).await?;
     Ok(Submitted {
         report,
@@ -563,6 +584,8 @@ pub async fn add_stage(
         tx.update_report_assessment(id, impact.slug(), &audience)
             .await?;
     }
+    // A new version of the relayed copy (PP-12).
+    crate::relay::write(tx, id, now).await?;
     let (_, report) = load(tx, who, id, regime, now).await?;
     Ok(Submitted {
         report,
@@ -643,7 +666,7 @@ pub async fn list(
 ) -> Result<ReportPage, ShareError> {
     let limit = q.limit.clamp(1, MAX_PAGE);
     let v = viewer(who);
-    let names = org_names(tx).await?;
+    let mut sources = Sources::load(tx).await?;
     let mut after = q.after;
     let mut out = Vec::new();
     for _ in 0..10 {
@@ -674,10 +697,11 @@ pub async fn list(
         let ids: Vec<i64> = seen.iter().map(|r| r.get().id).collect();
         let stages = tx.report_stages(&ids).await?;
         let ratings = tx.report_rating_counts(&ids).await?;
+        sources.load_relays(tx, &ids).await?;
         let cx = Context {
             stages: &stages,
             ratings: &ratings,
-            names: &names,
+            sources: &sources,
         };
         for r in seen {
             let id = r.get().id;

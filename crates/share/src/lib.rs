@@ -12,9 +12,17 @@
 //!   read as a flash report.
 //! - [`intake`]: submit (idempotently), add stages, acknowledge, get and list — inside the
 //!   caller's store transaction.
+//! - [`source`]: **the one decision on who sees a report's source** (PP-12): the reporter,
+//!   the authorities it is routed to, or everyone if the reporter allowed it; for everyone
+//!   else — the centre's analysts included — a sealed, opaque handle and text scrubbed of
+//!   the reporter's registered profile.
+//! - [`relay`]: the anonymised STIX 2.1 copy written into the TAXII `reports` collection
+//!   when a report is accepted and when a stage arrives (DESIGN invariant 6).
+//! - [`reveal`]: the two-person reveal of a sealed source, recorded in the ledger.
 //!
 //! **Architecture invariant:** every read of a report goes through [`view::reveal`]; no
-//! function here returns a stored report to a caller any other way (DESIGN invariant 5).
+//! function here returns a stored report to a caller any other way (DESIGN invariant 5),
+//! and its source only where [`source::Sources::sees_source`] allows (invariant 6).
 //! Bad input is refused before anything is written; a retried submission with the same
 //! idempotency key stores nothing new.
 //!
@@ -24,7 +32,10 @@
 pub mod error;
 pub mod intake;
 pub mod regime;
+pub mod relay;
 pub mod report;
+pub mod reveal;
+pub mod source;
 pub mod stix_in;
 pub mod view;
 

@@ -163,6 +163,11 @@ pub struct FlashReport {
     /// centre's analysts).
     #[serde(default)]
     pub recipients: BTreeSet<UserId>,
+    /// The reporter allows its identity to be shown: to everyone who sees the report and
+    /// in the relayed copy. Without it (the default) the source is sealed for everyone but
+    /// the reporter and the authorities the report is routed to (PP-12).
+    #[serde(default)]
+    pub disclose_source: bool,
 }
 
 /// A follow-up stage: the detail a regime asks for after the flash report.
@@ -306,6 +311,7 @@ mod tests {
             route_to: BTreeSet::new(),
             share_with: BTreeSet::new(),
             recipients: BTreeSet::new(),
+            disclose_source: false,
         }
     }
 

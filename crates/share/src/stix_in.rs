@@ -10,7 +10,8 @@
 //! - the rest of the minimal required set travels in the custom property
 //!   `x_mamori_report`, with the same names and values as the JSON form
 //!   (`detected_at`, `sector`, `affected_service`, `impact`, `cause`, `purposes`, and the
-//!   optional `confidential`, `exclude`, `route_to`, `share_with`, `recipients`).
+//!   optional `confidential`, `exclude`, `route_to`, `share_with`, `recipients`,
+//!   `disclose_source`).
 
 use crate::error::ShareError;
 use crate::report::{Cause, FlashReport, Impact, Purpose};
@@ -43,6 +44,8 @@ struct Fields {
     share_with: BTreeSet<OrgId>,
     #[serde(default)]
     recipients: BTreeSet<UserId>,
+    #[serde(default)]
+    disclose_source: bool,
 }
 
 /// Whether the object carries a TLP marking (not only statements or copyright notices).
@@ -132,6 +135,7 @@ pub fn flash_from_bundle(bytes: &[u8], limits: &Limits) -> Result<FlashReport, S
         route_to: f.route_to,
         share_with: f.share_with,
         recipients: f.recipients,
+        disclose_source: f.disclose_source,
     })
 }
 

@@ -12,6 +12,12 @@
 //! relationships and sightings that point at them, and reported in
 //! [`Anonymised::dropped`].
 //!
+//! **Attachments:** an `artifact` whose `payload_bin` decodes to UTF-8 text is scrubbed by
+//! the same rules and re-encoded, and its `hashes` are dropped when the text changed (they
+//! would no longer match); a binary payload (or one that is not valid base64) cannot be
+//! searched, so the artifact is dropped and listed in [`Anonymised::dropped`] — unless the
+//! caller keeps binaries ([`Options::keep_binary`], for a source that allowed identification).
+//!
 //! Last, the result is serialised and searched: if any scrub string, any address in a
 //! scrubbed block, or any source identity id is still anywhere in it (say, inside an id
 //! or a timestamp, which are not rewritten), [`anonymise`] fails instead of returning a
@@ -21,6 +27,8 @@ use crate::bundle::Bundle;
 use crate::error::{Error, Location, shorten_str};
 use crate::id::StixId;
 use crate::object::{Identity, StixObject};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -40,6 +48,45 @@ pub struct Anonymised {
     pub dropped: Vec<StixId>,
 }
 
+/// How [`anonymise_with`] treats what it cannot search.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Keep artifacts whose payload is binary (not UTF-8 text) instead of dropping them.
+    pub keep_binary: bool,
+}
+
+/// An artifact's payload: `None` when the object is no artifact with a `payload_bin`,
+/// `Some(Err(()))` when the payload is not base64 of UTF-8 text.
+fn artifact_text(v: &Value) -> Option<Result<String, ()>> {
+    if v.get("type").and_then(Value::as_str) != Some("artifact") {
+        return None;
+    }
+    let b64 = v.get("payload_bin")?.as_str()?;
+    Some(
+        STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or(()),
+    )
+}
+
+/// Scrubs a text artifact's payload in place (dropping its hashes if the text changed).
+fn scrub_artifact(v: &mut Value, s: &Scrubber) {
+    let Some(Ok(text)) = artifact_text(v) else {
+        return;
+    };
+    if let Some(clean) = s.scrub(&text, REDACTED)
+        && let Some(m) = v.as_object_mut()
+    {
+        m.insert(
+            "payload_bin".to_owned(),
+            Value::String(STANDARD.encode(clean)),
+        );
+        m.remove("hashes");
+    }
+}
+
 /// The strings to remove, prepared once.
 #[derive(Debug, Clone)]
 struct Scrubber {
@@ -49,6 +96,26 @@ struct Scrubber {
     key_terms: Vec<String>,
     /// Address blocks given as CIDR text.
     ranges: Vec<(IpAddr, u8)>,
+    /// The last [`PHONE_KEY_DIGITS`] digits of each term that is a phone number, so that
+    /// the number is found however it is written (`+81-3-5555-0100`, `03 5555 0100`).
+    phones: Vec<String>,
+}
+
+/// How many trailing digits identify a phone number written in another format.
+const PHONE_KEY_DIGITS: usize = 8;
+
+fn is_phone_char(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '+' | '-' | '(' | ')' | '.' | ' ')
+}
+
+/// The phone key of a term that is only a phone number (8 digits or more), else `None`.
+fn phone_key(t: &str) -> Option<String> {
+    if !t.chars().all(is_phone_char) {
+        return None;
+    }
+    let digits: String = t.chars().filter(char::is_ascii_digit).collect();
+    let skip = digits.len().checked_sub(PHONE_KEY_DIGITS)?;
+    digits.get(skip..).map(str::to_owned)
 }
 
 /// `Acme Power Co.` → `acme_power_co`.
@@ -74,6 +141,9 @@ impl Scrubber {
         terms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         terms.dedup();
         let ranges = terms.iter().filter_map(|t| parse_cidr(t)).collect();
+        let mut phones: Vec<String> = terms.iter().filter_map(|t| phone_key(t)).collect();
+        phones.sort();
+        phones.dedup();
         // Property names cannot hold spaces or dots: `Acme Power` appears there as
         // `acme_power`.
         let mut key_terms: Vec<String> = terms
@@ -87,6 +157,7 @@ impl Scrubber {
             terms,
             key_terms,
             ranges,
+            phones,
         }
     }
 
@@ -116,7 +187,45 @@ impl Scrubber {
                 cur = Some(r);
             }
         }
+        if !self.phones.is_empty() {
+            let base = cur.as_deref().unwrap_or(s);
+            if let Some(r) = self.redact_phones(base, with) {
+                cur = Some(r);
+            }
+        }
         cur
+    }
+
+    /// Redacts every run of phone-number characters whose digits end with a registered
+    /// number's key: the number in any spacing, punctuation or national/international form.
+    fn redact_phones(&self, s: &str, with: &str) -> Option<String> {
+        let starts = |c: char| c.is_ascii_digit() || c == '+' || c == '(';
+        let mut out = String::with_capacity(s.len());
+        let mut hit = false;
+        let mut rest = s;
+        while let Some(start) = rest.find(starts) {
+            let (before, tail) = rest.split_at(start);
+            out.push_str(before);
+            let len = tail.find(|c: char| !is_phone_char(c)).unwrap_or(tail.len());
+            let run = tail.get(..len).unwrap_or_default();
+            // The number ends at its last digit; what follows is left as it was.
+            let end = run.rfind(|c: char| c.is_ascii_digit()).map_or(0, |i| i + 1);
+            let (number, trailing) = run.split_at(end);
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            let matched = digits.len() >= PHONE_KEY_DIGITS
+                && self.phones.iter().any(|k| digits.ends_with(k.as_str()));
+            if matched {
+                out.push_str(with);
+                hit = true;
+            } else {
+                out.push_str(number);
+            }
+            out.push_str(trailing);
+            // `len` ≥ 1: every start character is a phone character.
+            rest = tail.get(len..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        hit.then_some(out)
     }
 
     fn in_range(&self, a: IpAddr) -> bool {
@@ -157,6 +266,9 @@ impl Scrubber {
         }
         if !self.ranges.is_empty() && self.redact_addresses(s, "").is_some() {
             return Some("an address in a scrubbed range".to_owned());
+        }
+        if !self.phones.is_empty() && self.redact_phones(s, "").is_some() {
+            return Some("a registered phone number".to_owned());
         }
         None
     }
@@ -218,8 +330,10 @@ fn contains(net: IpAddr, len: u8, a: IpAddr) -> bool {
 /// Properties whose values are structure, not text: never scrubbed (the final search
 /// still covers them).
 fn structural(key: &str) -> bool {
-    matches!(key, "id" | "type" | "spec_version" | "created" | "modified")
-        || key.ends_with("_ref")
+    matches!(
+        key,
+        "id" | "type" | "spec_version" | "created" | "modified" | "payload_bin"
+    ) || key.ends_with("_ref")
         || key.ends_with("_refs")
 }
 
@@ -305,6 +419,18 @@ pub fn anonymise(
     scrub: &[&str],
     bundle_id: StixId,
 ) -> Result<Anonymised, Error> {
+    anonymise_with(bundle, source, centre, scrub, bundle_id, Options::default())
+}
+
+/// [`anonymise`] with [`Options`].
+pub fn anonymise_with(
+    bundle: &Bundle,
+    source: &[StixId],
+    centre: &Identity,
+    scrub: &[&str],
+    bundle_id: StixId,
+    options: Options,
+) -> Result<Anonymised, Error> {
     let scrubber = Scrubber::new(scrub);
     let source_ids: BTreeSet<&str> = source.iter().map(StixId::as_str).collect();
     let centre_id = centre.common.id.as_str();
@@ -318,6 +444,23 @@ pub fn anonymise(
             StixObject::Url(u) => Some(u.value.as_str()),
             StixObject::Other(x) if x.common.object_type == "email-addr" => {
                 x.extra.get("value").and_then(Value::as_str)
+            }
+            StixObject::Other(x) if x.common.object_type == "artifact" && !options.keep_binary => {
+                let binary = x
+                    .extra
+                    .get("payload_bin")
+                    .and_then(Value::as_str)
+                    .is_some_and(|b| {
+                        STANDARD
+                            .decode(b)
+                            .ok()
+                            .and_then(|bytes| String::from_utf8(bytes).ok())
+                            .is_none()
+                    });
+                if binary {
+                    dropped.insert(o.id().to_string());
+                }
+                None
             }
             _ => None,
         };
@@ -361,6 +504,7 @@ pub fn anonymise(
             continue;
         }
         let mut v = o.to_value().map_err(Error::Serialise)?;
+        scrub_artifact(&mut v, &scrubber);
         rewrite(&mut v, None, &source_ids, centre_id, &dropped, &scrubber);
         out.push(v);
     }
@@ -389,7 +533,14 @@ pub fn anonymise(
 
     // 4. Search the serialised copy for anything that should be gone.
     let text = String::from_utf8(result.to_json()?).unwrap_or_default();
-    let leak = scrubber.leaks(&text).or_else(|| {
+    let in_attachments = result.objects().iter().find_map(|o| {
+        let v = o.to_value().ok()?;
+        match artifact_text(&v)? {
+            Ok(t) => scrubber.leaks(&t),
+            Err(()) => None,
+        }
+    });
+    let leak = scrubber.leaks(&text).or(in_attachments).or_else(|| {
         source_ids
             .iter()
             .find(|id| text.contains(**id))
@@ -451,5 +602,106 @@ mod tests {
             "[redacted]'s gateway at [redacted] ([redacted])"
         );
         assert_eq!(scrub_text("nothing to hide", &["acme"]), "nothing to hide");
+    }
+
+    // PP-12: a registered phone number is found however it is written; a domain also
+    // covers its subdomains and the mailboxes at it.
+    #[test]
+    fn contacts_are_scrubbed_in_any_form_and_domains_with_their_subdomains() {
+        let terms = ["+81-3-5555-0100", "kanto-power.example"];
+        assert_eq!(
+            scrub_text(
+                "call 03 5555 0100, +81 (3) 5555-0100 or 0355550100; not 03-5555-0199. \
+                 Mail soc@ops.KANTO-POWER.example or see https://vpn.kanto-power.example/x",
+                &terms
+            ),
+            "call [redacted], [redacted] or [redacted]; not 03-5555-0199. \
+             Mail soc@ops.[redacted] or see https://vpn.[redacted]/x"
+        );
+        let s = Scrubber::new(&terms);
+        assert!(s.leaks("ring (03) 5555.0100").is_some());
+        assert!(s.leaks("build 20260101 id 12345678").is_none());
+        // Short digit strings and non-phone terms make no phone key.
+        assert_eq!(phone_key("110"), None);
+        assert_eq!(phone_key("soc@kanto.example"), None);
+        assert_eq!(phone_key("+81-3-5555-0100").as_deref(), Some("55550100"));
+    }
+
+    fn centre() -> Identity {
+        let v = serde_json::json!({
+            "type": "identity", "spec_version": "2.1",
+            "id": "identity--0f2a7e3c-2f4b-4d7a-9c1e-5b6d7e8f9a01",
+            "created": "2026-01-01T00:00:00.000Z", "modified": "2026-01-01T00:00:00.000Z",
+            "name": "Coordination Centre", "identity_class": "organization"
+        });
+        match StixObject::from_value(v).unwrap() {
+            StixObject::Identity(i) => *i,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn artifact(n: u8, payload: &[u8]) -> Value {
+        serde_json::json!({
+            "type": "artifact", "spec_version": "2.1",
+            "id": format!("artifact--6f4e2c1a-3b5d-4e7f-8a9b-0c1d2e3f4a{n:02x}"),
+            "mime_type": "text/plain",
+            "payload_bin": STANDARD.encode(payload),
+            "hashes": {"SHA-256": "0000000000000000000000000000000000000000000000000000000000000000"}
+        })
+    }
+
+    fn relay(objects: Vec<Value>, options: Options) -> Anonymised {
+        let objects = objects
+            .into_iter()
+            .map(|v| StixObject::from_value(v).unwrap())
+            .collect();
+        let bundle = Bundle::new(
+            StixId::from_random_bytes("bundle", [1; 16]).unwrap(),
+            objects,
+        )
+        .unwrap();
+        anonymise_with(
+            &bundle,
+            &[],
+            &centre(),
+            &["Kanto Power", "kanto-power.example", "198.51.100.0/24"],
+            StixId::from_random_bytes("bundle", [2; 16]).unwrap(),
+            options,
+        )
+        .unwrap()
+    }
+
+    // PP-12, DESIGN invariant 6: a text attachment is scrubbed and re-encoded, its stale
+    // hashes dropped; a binary one cannot be searched and is dropped unless kept.
+    #[test]
+    fn text_attachments_are_scrubbed_and_binary_ones_dropped() {
+        let text = b"From: soc@ops.kanto-power.example\nKanto Power saw 198.51.100.7\n";
+        let binary = [
+            0x4d, 0x5a, 0x90, 0x00, 0xff, 0xfe, b'K', b'a', b'n', b't', b'o',
+        ];
+        let a = relay(
+            vec![artifact(1, text), artifact(2, &binary)],
+            Options::default(),
+        );
+        assert_eq!(a.dropped.len(), 1, "{:?}", a.dropped);
+        assert!(a.dropped[0].as_str().ends_with("4a02"));
+        let kept = a.bundle.objects()[0].to_value().unwrap();
+        let decoded = STANDARD
+            .decode(kept["payload_bin"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            "From: soc@ops.[redacted]\n[redacted] saw [redacted]\n"
+        );
+        assert!(kept.get("hashes").is_none(), "{kept}");
+
+        let kept = relay(
+            vec![artifact(1, b"nothing to hide"), artifact(2, &binary)],
+            Options { keep_binary: true },
+        );
+        assert!(kept.dropped.is_empty());
+        assert_eq!(kept.bundle.objects().len(), 2);
+        // Unchanged text keeps its hashes.
+        assert!(kept.bundle.objects()[0].to_value().unwrap()["hashes"].is_object());
     }
 }

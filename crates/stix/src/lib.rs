@@ -60,7 +60,9 @@ pub mod pattern;
 pub mod taxii;
 mod validate;
 
-pub use anonymise::{Anonymised, anonymise, scrub_text};
+pub use anonymise::{
+    Anonymised, Options as AnonymiseOptions, anonymise, anonymise_with, scrub_text,
+};
 pub use bundle::{Bundle, Limits, check_object, parse_bundle, parse_object};
 pub use error::{Error, Location};
 pub use id::{STIX_SCO_NAMESPACE, StixId, StixTimestamp, is_valid_type_name};

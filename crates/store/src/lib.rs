@@ -8,7 +8,7 @@
 //! not the operations. Each backend has its own migrations, run at open.
 //!
 //! **API boundary:** [`Store`] (open, migrate, begin, ping), [`Tx`] (the operations),
-//! the row types in [`accounts`] and [`stix_objects`], [`StoreError`] with its [`mamori_core::ErrorKind`], and,
+//! the row types in [`accounts`], [`stix_objects`] and [`relay`], [`StoreError`] with its [`mamori_core::ErrorKind`], and,
 //! behind the `testing` feature, the conformance-suite macro [`store_test_suite!`].
 //!
 //! Why sqlx and not an ORM: one async API for both databases, migrations embedded at
@@ -20,6 +20,7 @@ pub mod config;
 mod error;
 pub mod findings;
 pub mod ledger;
+pub mod relay;
 pub mod reports;
 pub mod stix_objects;
 pub mod token;
@@ -33,6 +34,7 @@ pub use config::StoreConfig;
 pub use error::StoreError;
 pub use findings::StoredFinding;
 pub use ledger::{LedgerLeaf, LedgerNode, StoredCheckpoint};
+pub use relay::{OrgIdentifier, ReportRelay, RevealRequest};
 pub use reports::{NewReport, ReportCounts, ReportQuery, StoredReport, StoredStage};
 pub use stix_objects::{NewStixObject, StixQuery, StoredStixObject, TaxiiCollection, VersionMatch};
 pub use token::{Principal, TokenSecret};
