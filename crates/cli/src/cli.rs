@@ -260,6 +260,18 @@ pub(crate) enum OrgCommand {
     },
     /// List every organisation
     List,
+    /// Record that ORG is a client of PROVIDER: TLP:AMBER shared with PROVIDER then
+    /// reaches ORG too (PP-11); with --remove, end the relation
+    Client {
+        /// The client organisation's id
+        org: mamori_core::OrgId,
+        /// The provider organisation's id (a carrier, a managed security provider)
+        #[arg(long = "of")]
+        provider: mamori_core::OrgId,
+        /// End the relation instead of recording it
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

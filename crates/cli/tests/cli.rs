@@ -136,6 +136,24 @@ fn init_then_admin_then_refuse_a_second_init() {
     ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("coordination centre"));
+    // Client relations (TLP:AMBER's "and its clients", PP-11): organisation 2 becomes a
+    // client of the centre (1), is listed, and the relation ends with --remove.
+    let client = add(&["--json", "admin", "org", "client", "2", "--of", "1"]);
+    assert!(
+        client.status.success(),
+        "{}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    let client: serde_json::Value = serde_json::from_slice(&client.stdout).unwrap();
+    assert_eq!(client["clients"], serde_json::json!([2]));
+    let again = add(&["admin", "org", "client", "2", "--of", "1"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already a client"));
+    let own = add(&["admin", "org", "client", "1", "--of", "1"]);
+    assert!(String::from_utf8_lossy(&own.stderr).contains("its own client"));
+    let removed = add(&["admin", "org", "client", "2", "--of", "1", "--remove"]);
+    assert!(String::from_utf8_lossy(&removed.stdout).contains("clients of 1: none"));
+    let gone = add(&["admin", "org", "client", "2", "--of", "1", "--remove"]);
+    assert!(!gone.status.success());
     let unknown = add(&["admin", "org", "add", "--kind", "bank", "--name", "Y"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("expected one of operator, carrier"));
     // Transparency figures: the first admin token is a recorded act; a bad period is refused.

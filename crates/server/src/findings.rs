@@ -151,7 +151,7 @@ pub(crate) async fn list(
         user: me.user.id,
         org: me.org.id,
         clearance: me.user.clearance,
-        client_of: &[],
+        client_of: &me.client_of,
     });
     let next = (rows.len() as u32 == limit)
         .then(|| rows.last().map(|r| r.id))

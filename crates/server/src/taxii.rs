@@ -417,7 +417,7 @@ fn viewer(caller: &Principal) -> Viewer<'_> {
         user: caller.user.id,
         org: caller.org.id,
         clearance: caller.user.clearance,
-        client_of: &[],
+        client_of: &caller.client_of,
     })
 }
 
