@@ -32,8 +32,9 @@ impl From<ShareError> for ApiError {
     }
 }
 
-fn regime() -> Result<&'static Regime, ApiError> {
-    Ok(Regime::default_regime()?)
+/// The regime in force (`[reports] regime`, else the embedded default).
+fn regime(s: &AppState) -> Result<&Regime, ApiError> {
+    Ok(s.regime()?)
 }
 
 fn idempotency_key(h: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -124,7 +125,7 @@ pub(crate) async fn submit(
     };
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let done = intake::submit(&mut tx, &caller.0, &flash, key, regime()?, now).await?;
+    let done = intake::submit(&mut tx, &caller.0, &flash, key, regime(&s)?, now).await?;
     tx.commit().await?;
     tracing::info!(report = done.report.id, org = %caller.0.org.id, tlp = %flash.tlp,
         replayed = done.replayed, "report received");
@@ -158,7 +159,7 @@ pub(crate) async fn add_stage(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let done = intake::add_stage(&mut tx, &caller.0, id, &stage, regime()?, now).await?;
+    let done = intake::add_stage(&mut tx, &caller.0, id, &stage, regime(&s)?, now).await?;
     tx.commit().await?;
     tracing::info!(report = id, stage = %stage.stage, replayed = done.replayed, "report stage received");
     Ok(accepted(done))
@@ -192,7 +193,7 @@ pub(crate) async fn acknowledge(
         &caller.0,
         id,
         ack.feedback.as_deref(),
-        regime()?,
+        regime(&s)?,
         now,
     )
     .await?;
@@ -224,7 +225,7 @@ pub(crate) async fn rate(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    intake::rate(&mut tx, &caller.0, id, r.rating, regime()?, now).await?;
+    intake::rate(&mut tx, &caller.0, id, r.rating, regime(&s)?, now).await?;
     tx.commit().await?;
     Ok(Json(r))
 }
@@ -243,7 +244,7 @@ pub(crate) async fn get(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin_read().await?;
-    let out = intake::get(&mut tx, &caller.0, id, regime()?, now).await?;
+    let out = intake::get(&mut tx, &caller.0, id, regime(&s)?, now).await?;
     tx.commit().await?;
     Ok(Json(out))
 }
@@ -285,7 +286,7 @@ pub(crate) async fn list(
     };
     let now = s.clock.now();
     let mut tx = s.store.begin_read().await?;
-    let page = intake::list(&mut tx, &caller.0, &q, regime()?, now).await?;
+    let page = intake::list(&mut tx, &caller.0, &q, regime(&s)?, now).await?;
     tx.commit().await?;
     Ok(Json(page))
 }

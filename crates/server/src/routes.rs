@@ -4,6 +4,7 @@
 use crate::admin;
 use crate::auth::Caller;
 use crate::error::{self, ApiError, ErrorBody, InternalErrorMarker};
+use crate::events;
 use crate::findings;
 use crate::ledger;
 use crate::reports;
@@ -44,6 +45,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "admin", description = "Organisations, users and tokens (role admin)"),
         (name = "findings", description = "Findings about servers from carriers' sensors, under their TLP"),
         (name = "ledger", description = "The overseer's verifiable log (role overseer; checkpoint and key are public)"),
+        (name = "events", description = "Server-sent events: new and updated reports and TAXII objects, each as its TLP allows the subscriber"),
         (name = "reports", description = "Incident reports to the one window: flash report, stages, regime status, under their TLP")
     )
 )]
@@ -80,6 +82,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(reports::add_stage))
         .routes(routes!(reports::acknowledge))
         .routes(routes!(reports::rate))
+        .routes(routes!(events::stream))
         .split_for_parts()
 }
 
@@ -105,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), wake_subscribers))
         .layer(middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
         .layer(middleware::from_fn(name_request_in_internal_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -119,6 +123,17 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// After a write that succeeded, wakes this instance's event-stream subscribers (they
+/// read the change feed, which the store appended to in the write's own transaction).
+async fn wake_subscribers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let resp = next.run(req).await;
+    if write && resp.status().is_success() {
+        state.changed();
+    }
+    resp
 }
 
 async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {

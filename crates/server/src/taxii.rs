@@ -396,6 +396,18 @@ fn require_write(c: &TaxiiCollection, caller: &Principal) -> Result<(), TaxiiErr
 /// A stored object version the caller may see. Only [`visible`] makes one.
 pub(crate) struct Visible(StoredStixObject);
 
+impl Visible {
+    /// When its collection received it (µs).
+    pub(crate) fn date_added(&self) -> i64 {
+        self.0.date_added
+    }
+
+    /// Its STIX JSON, as stored.
+    pub(crate) fn body(&self) -> &str {
+        &self.0.body
+    }
+}
+
 /// **The TLP gate of every TAXII output** (DESIGN invariant 5, PP-11): keeps the rows the
 /// caller may see under `mamori_core::tlp::may_see`, in order.
 pub(crate) fn visible(
