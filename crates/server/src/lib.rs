@@ -16,6 +16,7 @@ mod auth;
 pub mod config;
 pub mod error;
 mod events;
+mod export;
 mod findings;
 mod json;
 mod ledger;

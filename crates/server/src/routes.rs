@@ -5,6 +5,7 @@ use crate::admin;
 use crate::auth::Caller;
 use crate::error::{self, ApiError, ErrorBody, InternalErrorMarker};
 use crate::events;
+use crate::export;
 use crate::findings;
 use crate::ledger;
 use crate::reports;
@@ -43,6 +44,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "health", description = "Liveness"),
         (name = "accounts", description = "Who am I"),
         (name = "admin", description = "Organisations, users and tokens (role admin)"),
+        (name = "export", description = "Everything the caller may see as STIX 2.1 bundles, page by page"),
         (name = "findings", description = "Findings about servers from carriers' sensors, under their TLP"),
         (name = "ledger", description = "The overseer's verifiable log (role overseer; checkpoint and key are public)"),
         (name = "events", description = "Server-sent events: new and updated reports and TAXII objects, each as its TLP allows the subscriber"),
@@ -83,6 +85,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(reports::acknowledge))
         .routes(routes!(reports::rate))
         .routes(routes!(events::stream))
+        .routes(routes!(export::export))
         .split_for_parts()
 }
 

@@ -320,7 +320,7 @@ impl FromRequestParts<AppState> for TaxiiCaller {
     }
 }
 
-fn may_read(c: &TaxiiCollection, role: Role) -> bool {
+pub(crate) fn may_read(c: &TaxiiCollection, role: Role) -> bool {
     c.read_roles.contains(&role)
 }
 
@@ -436,7 +436,7 @@ fn viewer(caller: &Principal) -> Viewer<'_> {
 /// A page the caller may see: at most `limit` visible rows after `q.added_after`, whether
 /// more may follow, and the `next` cursor (the `date_added` of the last row read, shown or
 /// not, so hidden rows are not read twice).
-async fn visible_page(
+pub(crate) async fn visible_page(
     state: &AppState,
     collection: &str,
     mut q: StixQuery,
