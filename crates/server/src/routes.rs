@@ -177,7 +177,14 @@ async fn name_request_in_internal_errors(req: Request, next: Next) -> Response {
     (parts, Json(body)).into_response()
 }
 
-async fn not_found(method: Method, uri: Uri) -> ApiError {
+fn is_taxii(path: &str) -> bool {
+    path == "/taxii2" || path.starts_with("/taxii2/")
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    if is_taxii(uri.path()) {
+        return taxii::unknown_path(&method, uri.path(), true);
+    }
     ApiError::new(
         ErrorKind::NotFound,
         format!(
@@ -185,9 +192,13 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
             uri.path()
         ),
     )
+    .into_response()
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    if is_taxii(uri.path()) {
+        return taxii::unknown_path(&method, uri.path(), false);
+    }
     error::method_not_allowed(&method, uri.path())
 }
 
