@@ -870,6 +870,116 @@ async fn a_large_taxii_post_is_streamed_in_bounded_reads_and_resumes_inside_it(s
 }
 
 // ---------------------------------------------------------------------------------------
+// The export
+
+async fn export_pages_are_bounded_and_add_up_to_the_whole(store: Store) {
+    let api = Api::new(store, ServerConfig::default()).await;
+    let org = api.org("operator", "Kanto Power").await;
+    let (_, t) = api.user(org, "sato", "member").await;
+    for n in 0..4 {
+        let id = api
+            .report(
+                &t,
+                Tlp::Green,
+                &format!("export report {n}"),
+                json!({"impact": "medium"}),
+            )
+            .await;
+        let r = api
+            .post_json(
+                &format!("/api/v1/reports/{id}/stages"),
+                &t,
+                &json!({"stage": "interim", "text": format!("interim {n}")}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    let objects: Vec<Value> = (0..5)
+        .map(|i| indicator(i, Tlp::Amber, &format!("export object {i}"), &[]))
+        .collect();
+    api.taxii_post(&t, objects).await;
+
+    let (s, whole) = api.export(Some(&t), "").await;
+    assert_eq!(s, StatusCode::OK);
+    let count = |objs: &[Value], t: &str| objs.iter().filter(|o| o["type"] == t).count();
+    assert_eq!(
+        (
+            count(&whole, "incident"),
+            count(&whole, "note"),
+            count(&whole, "indicator")
+        ),
+        (4, 4, 5)
+    );
+    // Each note names its incident; the incident names no source.
+    let incident_ids: BTreeSet<&str> = whole
+        .iter()
+        .filter(|o| o["type"] == "incident")
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        whole
+            .iter()
+            .filter(|o| o["type"] == "note")
+            .all(|n| incident_ids.contains(n["object_refs"][0].as_str().unwrap()))
+    );
+    assert!(whole.iter().all(|o| o.get("created_by_ref").is_none()));
+
+    // Pages of at most 3 objects (plus the marking definitions they use) add up to it.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/api/v1/export?limit=3&after={a}"),
+            None => "/api/v1/export?limit=3".to_owned(),
+        };
+        let r = api.get(&path, Some(&t)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let objs: Vec<Value> = r.json()["objects"].as_array().unwrap().clone();
+        let content: Vec<Value> = objs
+            .into_iter()
+            .filter(|o| o["type"] != "marking-definition")
+            .collect();
+        assert!(content.len() <= 3, "{content:?}");
+        paged.extend(content);
+        pages += 1;
+        match r.headers.get("mamori-next") {
+            Some(n) => after = Some(n.to_str().unwrap().replace(':', "%3A")),
+            None => break,
+        }
+    }
+    assert!(pages >= 5, "{pages}");
+    let ids = |v: &[Value]| -> BTreeSet<String> {
+        v.iter()
+            .filter(|o| o["type"] != "marking-definition")
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&paged), ids(&whole));
+    assert_eq!(paged.len(), ids(&whole).len(), "nothing twice");
+
+    // Filters: types; since (nothing was received after the start + 1 h).
+    let (_, only) = api.export(Some(&t), "types=indicator").await;
+    assert_eq!((only.len(), count(&only, "indicator")), (5, 5));
+    let later = rfc3339(t0() + Duration::hours(1))
+        .replace(':', "%3A")
+        .replace('+', "%2B");
+    let (_, none) = api.export(Some(&t), &format!("since={later}")).await;
+    assert!(none.is_empty(), "{none:?}");
+    // Bad input is a clear 400; no credentials 401.
+    for bad in [
+        "types=Not_A_Type",
+        "after=zzz",
+        "colour=red",
+        "since=yesterday",
+    ] {
+        let r = api.get(&format!("/api/v1/export?{bad}"), Some(&t)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+    }
+    assert_eq!(api.export(None, "").await.0, StatusCode::UNAUTHORIZED);
+}
+
+// ---------------------------------------------------------------------------------------
 // TAXII exclusions, errors; the regime
 
 async fn taxii_exclusions_by_name_fail_unknown_names_and_are_stripped(store: Store) {
@@ -1072,6 +1182,7 @@ async fn a_configured_regime_file_is_in_force(store: Store) {
 
 store_test_suite!(
     every_marking_recipient_and_output_path_follows_the_table,
+    export_pages_are_bounded_and_add_up_to_the_whole,
     the_stream_is_in_order_wakes_on_writes_and_resumes,
     a_large_taxii_post_is_streamed_in_bounded_reads_and_resumes_inside_it,
     taxii_exclusions_by_name_fail_unknown_names_and_are_stripped,
