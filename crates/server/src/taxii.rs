@@ -965,7 +965,21 @@ async fn add_objects(
     let (first, _, stored) = tx
         .insert_stix_objects(&c.id, caller.org.id, &rows, now)
         .await?;
-    let status_id = StixId::deterministic("x-mamori-status", &format!("{}/{first}", c.id))
+    // A POST that stored nothing (every object failed) takes no date_added: its status is
+    // named by the poster, the instant and what failed, so two such POSTs do not collide.
+    let name = if rows.is_empty() {
+        let failed: Vec<&str> = failures.iter().map(|f| f.id.as_str()).collect();
+        format!(
+            "{}/empty/{}/{}/{}",
+            c.id,
+            caller.org.id,
+            now.timestamp_micros(),
+            failed.join(",")
+        )
+    } else {
+        format!("{}/{first}", c.id)
+    };
+    let status_id = StixId::deterministic("x-mamori-status", &name)
         .map_err(|e| TaxiiError::new(ErrorKind::Internal, e))?
         .uuid()
         .to_string();
@@ -985,8 +999,15 @@ async fn add_objects(
     };
     let status_json = serde_json::to_string(&status)
         .map_err(|e| TaxiiError::new(ErrorKind::Internal, format!("serialising: {e}")))?;
-    tx.insert_taxii_status(&status_id, &c.id, caller.org.id, &status_json, now)
-        .await?;
+    // The same failing POST again at the same instant is answered with the same status.
+    match tx.taxii_status(&status_id, caller.org.id).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            tx.insert_taxii_status(&status_id, &c.id, caller.org.id, &status_json, now)
+                .await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
     tx.commit().await?;
     tracing::info!(org = %caller.org.id, collection = %c.alias, total, stored, "TAXII objects added");
     Ok(taxii_bytes(

@@ -1021,6 +1021,17 @@ async fn taxii_exclusions_by_name_fail_unknown_names_and_are_stripped(store: Sto
             .contains("coordination centre"),
         "{status}"
     );
+    // A POST whose every object fails stores nothing and still has a status, again.
+    for _ in 0..2 {
+        let s = api
+            .taxii_post(&t, vec![indicator(9, Tlp::Green, "bad", &["Nobody Inc"])])
+            .await;
+        assert_eq!(
+            (s["success_count"].as_u64(), s["failure_count"].as_u64()),
+            (Some(0), Some(1)),
+            "{s}"
+        );
+    }
     // The ministry sees only the object that did not exclude it; nobody sees the failures.
     let c = "/taxii2/api/collections/indicators/objects/";
     let seen = api
