@@ -81,14 +81,19 @@ pub(crate) fn export(
             let msg = v["error"]["message"].as_str().unwrap_or(text.as_str());
             anyhow::bail!("GET {url}: HTTP {status}: {msg}");
         }
-        let Some(objects) = v["objects"].as_array() else {
+        if v["type"] != "bundle" {
             anyhow::bail!("GET {url}: the answer is not a STIX bundle");
-        };
+        }
+        // A page with nothing in it has no `objects` (STIX 2.1: one or more when present).
+        let objects = v["objects"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         if !started {
             let id = v["id"].as_str().unwrap_or_default();
             write!(
                 out,
-                "{{\"type\":\"bundle\",\"id\":{},\"objects\":[",
+                "{{\"type\":\"bundle\",\"id\":{}",
                 serde_json::Value::String(id.to_owned())
             )?;
             started = true;
@@ -100,9 +105,7 @@ pub(crate) fn export(
                     continue;
                 }
             }
-            if n > 0 {
-                out.write_all(b",")?;
-            }
+            out.write_all(if n == 0 { b",\"objects\":[" } else { b"," })?;
             serde_json::to_writer(&mut *out, o)?;
             n += 1;
         }
@@ -111,7 +114,7 @@ pub(crate) fn export(
             _ => break,
         }
     }
-    out.write_all(b"]}\n")?;
+    out.write_all(if n == 0 { b"}\n" } else { b"]}\n" })?;
     out.flush()?;
     Ok(n)
 }

@@ -295,6 +295,36 @@ fn bad_configuration_is_a_clear_error() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    // A reporting regime file that is not a regime stops `mamori serve` before it opens
+    // anything, naming the file and the fault.
+    let dir = tempfile::tempdir().unwrap();
+    let regime = dir.path().join("regime.toml");
+    std::fs::write(&regime, "name = \"broken\"\n").unwrap();
+    let config = dir.path().join("mamori.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[server.reports]\nregime = {:?}\n",
+            regime.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = mamori()
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("regime.toml") && err.contains("not a valid regime"),
+        "{err}"
+    );
+    assert!(!data.join("mamori.db").exists(), "nothing was opened");
 }
 
 #[test]

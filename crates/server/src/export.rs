@@ -246,12 +246,14 @@ pub(crate) async fn export(
         ),
     )
     .map_err(|e| ApiError::new(ErrorKind::Internal, e))?;
-    let body = serde_json::to_vec(&serde_json::json!({
-        "type": "bundle",
-        "id": bundle_id.as_str(),
-        "objects": all,
-    }))
-    .map_err(|e| ApiError::new(ErrorKind::Internal, format!("serialising: {e}")))?;
+    // STIX 2.1 §8: a bundle's `objects`, when present, holds one or more objects.
+    let mut bundle = serde_json::json!({"type": "bundle", "id": bundle_id.as_str()});
+    if !all.is_empty() {
+        bundle["objects"] = serde_json::to_value(&all)
+            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("serialising: {e}")))?;
+    }
+    let body = serde_json::to_vec(&bundle)
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("serialising: {e}")))?;
     tracing::info!(org = %who.org.id, objects = n, more = next.is_some(), "export page");
     let mut resp = (StatusCode::OK, body).into_response();
     resp.headers_mut().insert(
