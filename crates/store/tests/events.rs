@@ -193,7 +193,86 @@ async fn every_report_change_and_taxii_post_is_one_event_in_commit_order(store: 
     tx.commit().await.unwrap();
 }
 
+/// Concurrent writers and a reader following the feed by cursor: the reader sees every
+/// event exactly once, in order — no event commits below a `seq` the reader has passed
+/// (on PostgreSQL the clock row's lock orders the commits; SQLite has one writer).
+async fn a_cursor_over_the_feed_misses_nothing_under_concurrent_writers(store: Store) {
+    let (o, u) = org(&store, "Reporter").await;
+    const WRITERS: usize = 6;
+    const EACH: usize = 15;
+    let mut handles = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let aud = Audience {
+                originator: Some(o),
+                ..Audience::default()
+            };
+            for n in 0..EACH {
+                let body = format!(r#"{{"text":"{w}-{n}"}}"#);
+                loop {
+                    let mut tx = store.begin().await.unwrap();
+                    let r = tx
+                        .insert_report(
+                            &NewReport {
+                                org: o,
+                                user: u,
+                                tlp: Tlp::Green,
+                                confidential: false,
+                                sector: Sector::Electricity,
+                                impact: "low",
+                                regime: "default",
+                                detected_at: t0() - Duration::hours(1),
+                                body: &body,
+                                audience: &aud,
+                                idempotency_key: None,
+                            },
+                            t0(),
+                        )
+                        .await;
+                    if r.is_err() {
+                        continue; // SQLite busy: try again
+                    }
+                    // Hold the transaction open a little, as a slow request would.
+                    tokio::time::sleep(std::time::Duration::from_millis((n % 3) as u64)).await;
+                    if tx.commit().await.is_ok() {
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut cursor = 0;
+            let mut seen = Vec::new();
+            while seen.len() < WRITERS * EACH {
+                let mut tx = store.begin_read().await.unwrap();
+                let events = tx.share_events(cursor, 7).await.unwrap();
+                tx.commit().await.unwrap();
+                for e in events {
+                    cursor = e.seq;
+                    seen.push(e.seq);
+                }
+                tokio::task::yield_now().await;
+            }
+            seen
+        })
+    };
+    for h in handles {
+        h.await.unwrap();
+    }
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(60), reader)
+        .await
+        .expect("the reader caught up")
+        .unwrap();
+    let want: Vec<i64> = (1..=(WRITERS * EACH) as i64).collect();
+    assert_eq!(seen, want);
+}
+
 store_test_suite!(
     client_relations_round_trip_and_reach_the_principal,
     every_report_change_and_taxii_post_is_one_event_in_commit_order,
+    a_cursor_over_the_feed_misses_nothing_under_concurrent_writers,
 );
