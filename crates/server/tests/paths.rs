@@ -846,6 +846,53 @@ async fn the_stream_is_in_order_wakes_on_writes_and_resumes(store: Store) {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
+/// Two centre instances over one database (DESIGN "Scale-out"): a subscriber of one gets
+/// what is written through the other, by the poll, with no state shared in memory.
+async fn a_write_through_another_instance_reaches_the_stream_by_the_poll(store: Store) {
+    let a = Api::new(
+        store,
+        ServerConfig {
+            events_poll_millis: 100,
+            ..ServerConfig::default()
+        },
+    )
+    .await;
+    let (ledger, _) = mamori_oversight::Ledger::open(a._keys.path(), &Default::default()).unwrap();
+    let b = mamori_server::router(mamori_server::AppState::new(
+        a.store.clone(),
+        ServerConfig::default(),
+        ledger,
+    ));
+    let org = a.org("operator", "Kanto Power").await;
+    let (_, t) = a.user(org, "sato", "member").await;
+    let t2 = t.clone();
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let body = json!({
+            "detected_at": rfc3339(chrono::Utc::now() - Duration::minutes(30)),
+            "sector": "electricity", "affected_service": "SCADA gateway",
+            "impact": "low", "cause": "unknown", "tlp": "green",
+            "text": "written through instance b", "purposes": ["response"],
+        });
+        let r = b
+            .oneshot(Api::request(
+                "POST",
+                "/api/v1/reports",
+                Some(&t2),
+                &[("content-type", "application/json")],
+                Some(body.to_string()),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+    });
+    let (_, got) = a
+        .events(Some(&t), None, |e| e.data.contains("instance b"))
+        .await;
+    writer.await.unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+}
+
 async fn a_large_taxii_post_is_streamed_in_bounded_reads_and_resumes_inside_it(store: Store) {
     let api = Api::new(store, ServerConfig::default()).await;
     let org = api.org("operator", "Kanto Power").await;
@@ -1203,4 +1250,5 @@ store_test_suite!(
     taxii_exclusions_by_name_fail_unknown_names_and_are_stripped,
     unknown_taxii_paths_answer_as_taxii_errors,
     a_configured_regime_file_is_in_force,
+    a_write_through_another_instance_reaches_the_stream_by_the_poll,
 );
