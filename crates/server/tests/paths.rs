@@ -858,18 +858,16 @@ async fn a_write_through_another_instance_reaches_the_stream_by_the_poll(store: 
     )
     .await;
     let (ledger, _) = mamori_oversight::Ledger::open(a._keys.path(), &Default::default()).unwrap();
-    let b = mamori_server::router(mamori_server::AppState::new(
-        a.store.clone(),
-        ServerConfig::default(),
-        ledger,
-    ));
+    let mut state = mamori_server::AppState::new(a.store.clone(), ServerConfig::default(), ledger);
+    state.clock = Arc::new(mamori_core::time::ManualClock::new(t0()));
+    let b = mamori_server::router(state);
     let org = a.org("operator", "Kanto Power").await;
     let (_, t) = a.user(org, "sato", "member").await;
     let t2 = t.clone();
     let writer = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let body = json!({
-            "detected_at": rfc3339(chrono::Utc::now() - Duration::minutes(30)),
+            "detected_at": rfc3339(t0() - Duration::minutes(30)),
             "sector": "electricity", "affected_service": "SCADA gateway",
             "impact": "low", "cause": "unknown", "tlp": "green",
             "text": "written through instance b", "purposes": ["response"],
