@@ -839,6 +839,30 @@ async fn the_stream_is_in_order_wakes_on_writes_and_resumes(store: Store) {
     writer.await.unwrap();
     assert_eq!(live.len(), 1, "only what came after subscribing: {live:?}");
 
+    // A token revoked while its stream is open ends the stream at the next read.
+    let (_, t3) = api.user(org, "suzuki", "member").await;
+    let token_id = t3.split('_').nth(1).unwrap().to_owned();
+    let admin = api.admin.clone();
+    let app = api.app.clone();
+    let revoker = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let r = app
+            .oneshot(Api::request(
+                "POST",
+                &format!("/api/v1/admin/tokens/{token_id}/revoke"),
+                Some(&admin),
+                &[],
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    });
+    let (_, ended) = api.events(Some(&t3), None, |e| e.event == "error").await;
+    revoker.await.unwrap();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert!(ended[0].data.contains("revoked"), "{ended:?}");
+
     // Bad Last-Event-ID and no credentials are refused.
     let (s, _) = api.events(Some(&t), Some("yesterday"), |_| true).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
