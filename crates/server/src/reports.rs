@@ -32,7 +32,7 @@ impl From<ShareError> for ApiError {
     }
 }
 
-/// The regime in force (`[reports] regime`, else the embedded default).
+/// The regime in force (`[server.reports] regime`, else the embedded default).
 fn regime(s: &AppState) -> Result<&Regime, ApiError> {
     Ok(s.regime()?)
 }
