@@ -1,5 +1,5 @@
 //! The event stream `GET /api/v1/events` (issue 8 item 3; PP-9, PP-11): server-sent
-//! events for new and updated reports and new TAXII objects, each rendered for this
+//! events for new and updated reports, new TAXII objects and carriers' findings, each rendered for this
 //! subscriber by the same functions as the API and TAXII, so it carries only what the one
 //! visibility rule lets the subscriber see.
 //!
@@ -15,11 +15,15 @@
 //! takes effect.
 //!
 //! **API boundary:** each event has an `id` to resume from with `Last-Event-ID`: `N` after
-//! report event `N`, `N:T` inside TAXII event `N` after the object added at `T` (µs). With
+//! report event `N`, `N:T` inside TAXII event `N` after the object added at `T` (µs), or
+//! inside findings event `N` after finding `T`. With
 //! no `Last-Event-ID` the stream starts at the newest event; `Last-Event-ID: 0` replays
 //! the whole feed. Events are `report` (the report as `GET /api/v1/reports/{id}` shows
-//! it) and `object` (`{"collection": id, "object": STIX object}`); a `: keep-alive`
-//! comment is sent every 15 s of silence. At most [`MAX_PER_READ`] events go out per read.
+//! it), `object` (`{"collection": id, "object": STIX object}`) and `finding` (as
+//! `GET /api/v1/findings` shows it, through its gate `findings::visible`); a `: keep-alive`
+//! comment is sent every 15 s of silence. At most [`MAX_PER_READ`] events go out per read;
+//! inside one TAXII POST or one submission of findings, `N:T` names the last object
+//! (`date_added`) or finding (id) sent.
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
@@ -118,6 +122,49 @@ pub(crate) async fn read(
                     }
                     Err(ShareError::NotFound(_)) => {}
                     Err(e) => return Err(e.into()),
+                }
+            }
+            ShareEventKind::Findings { first, last } => {
+                let mut after = match (cursor.added, e.seq == cursor.seq) {
+                    (Some(a), true) => a,
+                    _ => first - 1,
+                };
+                at = Cursor {
+                    seq: e.seq,
+                    added: None,
+                };
+                let centres = crate::findings::centres(&mut tx).await?;
+                loop {
+                    let room = MAX_PER_READ.saturating_sub(out.len());
+                    if room == 0 {
+                        at = Cursor {
+                            seq: e.seq,
+                            added: Some(after),
+                        };
+                        break 'events;
+                    }
+                    let rows: Vec<_> = tx
+                        .findings(after, u32::try_from(room).unwrap_or(u32::MAX))
+                        .await?
+                        .into_iter()
+                        .filter(|r| r.id <= last)
+                        .collect();
+                    let read_all = rows.len() < room;
+                    let last_read = rows.last().map(|r| r.id);
+                    for f in crate::findings::visible(rows, &centres, who) {
+                        let json = serde_json::to_string(&f).map_err(|e| {
+                            ApiError::new(ErrorKind::Internal, format!("serialising: {e}"))
+                        })?;
+                        let c = Cursor {
+                            seq: e.seq,
+                            added: Some(f.id),
+                        };
+                        out.push((c, "finding", json));
+                    }
+                    match last_read {
+                        Some(l) if !read_all && l < last => after = l,
+                        _ => break,
+                    }
                 }
             }
             ShareEventKind::Objects {

@@ -870,6 +870,79 @@ async fn the_stream_is_in_order_wakes_on_writes_and_resumes(store: Store) {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
+fn finding(n: u32) -> Value {
+    use mamori_core::finding::{Clients, Evidence, Finding, FindingKind, IndicatorEvidence};
+    let address = format!("198.51.{}.{}", 100 + n / 250, n % 250);
+    let f = Finding {
+        kind: FindingKind::Indicator,
+        address: address.parse().unwrap(),
+        port: 443,
+        proto: 6,
+        score: 0.9,
+        first_seen: 1_790_000_000_000,
+        last_seen: 1_790_000_060_000,
+        clients: Clients::new(2, vec![]),
+        evidence: Evidence::Indicator(IndicatorEvidence {
+            entry: format!("{address}/32"),
+            flows: 3,
+            packets: 30,
+            bytes: 3000,
+            as_destination: true,
+        }),
+        feed: Some("abusech-feodo".into()),
+    };
+    serde_json::to_value(f).unwrap()
+}
+
+/// Carriers' findings in the stream, through the findings' own gate: AMBER reaches the
+/// sending carrier and the centre, GREEN the community; a submission larger than one read
+/// is sent in bounded reads and resumes inside itself.
+async fn findings_reach_the_stream_as_their_tlp_allows(store: Store) {
+    let api = Api::new(store, ServerConfig::default()).await;
+    let carrier = api.org("carrier", "Carrier K").await;
+    let other = api.org("carrier", "Carrier L").await;
+    let (_, k) = api.user(carrier, "sensor-k", "member").await;
+    let (_, l) = api.user(other, "sensor-l", "member").await;
+    let (_, analyst) = api.user(OrgId(1), "yamada", "analyst").await;
+    let post = |tlp: &'static str, from: u32, n: u32| {
+        let api = &api;
+        let k = k.clone();
+        async move {
+            let findings: Vec<Value> = (from..from + n).map(finding).collect();
+            let r = api
+                .post_json(
+                    "/api/v1/findings",
+                    &k,
+                    &json!({"tlp": tlp, "findings": findings}),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        }
+    };
+    post("amber", 0, 2).await;
+    post("green", 2, 150).await;
+    let last = "\"198.51.100.151\"";
+    for (who, want) in [(&k, 152), (&l, 150), (&analyst, 152)] {
+        let (_, got) = api
+            .events(Some(who), Some("0"), |e| e.data.contains(last))
+            .await;
+        assert!(got.iter().all(|e| e.event == "finding"), "{got:?}");
+        assert_eq!(got.len(), want);
+        let ids: BTreeSet<&str> = got.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids.len(), want, "each finding once, each with its own id");
+    }
+    // Resume inside the 150-finding submission.
+    let (_, all) = api
+        .events(Some(&l), Some("0"), |e| e.data.contains(last))
+        .await;
+    let (_, rest) = api
+        .events(Some(&l), Some(&all[99].id), |e| e.data.contains(last))
+        .await;
+    let want: Vec<&str> = all[100..].iter().map(|e| e.id.as_str()).collect();
+    let got: Vec<&str> = rest.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(got, want);
+}
+
 /// Two centre instances over one database (DESIGN "Scale-out"): a subscriber of one gets
 /// what is written through the other, by the poll, with no state shared in memory.
 async fn a_write_through_another_instance_reaches_the_stream_by_the_poll(store: Store) {
@@ -1273,4 +1346,5 @@ store_test_suite!(
     unknown_taxii_paths_answer_as_taxii_errors,
     a_configured_regime_file_is_in_force,
     a_write_through_another_instance_reaches_the_stream_by_the_poll,
+    findings_reach_the_stream_as_their_tlp_allows,
 );

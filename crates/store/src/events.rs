@@ -5,8 +5,9 @@
 //!   clients*". A provider lists its client organisations; a caller's `client_of` (the
 //!   providers whose client its organisation is) travels in its [`crate::Principal`] into
 //!   `mamori_core::tlp::Recipient::client_of`.
-//! - **The change feed** (`share_events`): every new or updated report and every TAXII
-//!   POST appends an event naming *what* changed, never its content. The event stream
+//! - **The change feed** (`share_events`): every new or updated report, every TAXII POST
+//!   and every carrier's submission of findings appends an event naming *what* changed,
+//!   never its content. The event stream
 //!   (`GET /api/v1/events`) reads it by `seq` and renders each item through the one
 //!   visibility function at read time.
 //!
@@ -28,6 +29,13 @@ use mamori_core::time::Timestamp;
 pub enum ShareEventKind {
     /// A report was received or changed (stage, reassessment, acknowledgement, rating).
     Report(i64),
+    /// A carrier's findings were received: ids `first` to `last` (one submission).
+    Findings {
+        /// The first finding's id.
+        first: i64,
+        /// The last finding's id.
+        last: i64,
+    },
     /// Objects were added to a TAXII collection: `date_added` from `first` to `last`.
     Objects {
         /// The collection's id.
@@ -60,6 +68,9 @@ type EventRow = (
 fn event_from((seq, kind, report, collection, first, last): EventRow) -> Result<ShareEvent> {
     let kind = match (kind.as_str(), report, collection, first, last) {
         ("report", Some(r), _, _, _) => ShareEventKind::Report(r),
+        ("findings", None, None, Some(first), Some(last)) => {
+            ShareEventKind::Findings { first, last }
+        }
         ("objects", _, Some(collection), Some(first), Some(last)) => ShareEventKind::Objects {
             collection,
             first,
@@ -148,12 +159,26 @@ impl Tx {
     /// Appends an event to the change feed; returns its `seq`. See the module docs for
     /// why the clock row is updated first.
     pub(crate) async fn append_event(&mut self, kind: &ShareEventKind) -> Result<i64> {
-        let seq: i64 = on_backend!(self, c => sqlx::query_scalar(
+        let seq = self.advance_event_clock().await?;
+        self.insert_event(seq, kind).await?;
+        Ok(seq)
+    }
+
+    /// Takes the next `seq` (and, on PostgreSQL, the clock row's lock until commit).
+    pub(crate) async fn advance_event_clock(&mut self) -> Result<i64> {
+        on_backend!(self, c => sqlx::query_scalar(
             "UPDATE event_clock SET last_seq = last_seq + 1 WHERE id = 1 RETURNING last_seq")
             .fetch_one(&mut *c).await)
-        .map_err(StoreError::db("advance the event clock", ""))?;
+        .map_err(StoreError::db("advance the event clock", ""))
+    }
+
+    /// Records the event `seq` (taken by [`Tx::advance_event_clock`] in this transaction).
+    pub(crate) async fn insert_event(&mut self, seq: i64, kind: &ShareEventKind) -> Result<()> {
         let (k, report, collection, first, last) = match kind {
             ShareEventKind::Report(r) => ("report", Some(*r), None, None, None),
+            ShareEventKind::Findings { first, last } => {
+                ("findings", None, None, Some(*first), Some(*last))
+            }
             ShareEventKind::Objects {
                 collection,
                 first,
@@ -176,8 +201,7 @@ impl Tx {
             .bind(first)
             .bind(last)
             .execute(&mut *c).await.map(drop))
-        .map_err(StoreError::db("store share event", ""))?;
-        Ok(seq)
+        .map_err(StoreError::db("store share event", ""))
     }
 
     /// At most `limit` events after `after`, oldest first.
