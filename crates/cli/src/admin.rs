@@ -112,6 +112,35 @@ pub(crate) async fn run(cfg: &MamoriConfig, cmd: AdminCommand, json: bool) -> an
                 t
             })?;
         }
+        AdminCommand::Org(OrgCommand::Client {
+            org,
+            provider,
+            remove,
+        }) => {
+            if remove {
+                tx.remove_client(provider, org).await?;
+            } else {
+                tx.add_client(provider, org, now).await?;
+            }
+            let clients = tx.clients(provider).await?;
+            #[derive(Serialize)]
+            struct Clients {
+                provider: mamori_core::OrgId,
+                clients: Vec<mamori_core::OrgId>,
+            }
+            emit(json, &Clients { provider, clients }, |c| {
+                let verb = if remove { "is no longer" } else { "is now" };
+                let list: Vec<String> = c.clients.iter().map(ToString::to_string).collect();
+                format!(
+                    "organisation {org} {verb} a client of {provider} (TLP:AMBER shared with {provider} reaches its clients); clients of {provider}: {}",
+                    if list.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        list.join(", ")
+                    }
+                )
+            })?;
+        }
         AdminCommand::User(UserCommand::Add {
             org,
             name,

@@ -140,6 +140,17 @@ pub(crate) enum Command {
     /// Report an incident to the centre's one window, and follow its status
     #[command(subcommand)]
     Report(ReportCommand),
+    /// Everything your organisation may see (reports as STIX, TAXII objects) as one STIX 2.1 bundle on standard output
+    Export {
+        #[command(flatten)]
+        centre: CentreArgs,
+        /// Only what was received or added at or after this time (RFC 3339)
+        #[arg(long)]
+        since: Option<String>,
+        /// Only these STIX types, comma-separated (a report is an incident, its stages notes)
+        #[arg(long)]
+        types: Option<String>,
+    },
     /// Inspect the effective configuration
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -281,6 +292,18 @@ pub(crate) enum OrgCommand {
     Show {
         /// The organisation's id
         org: mamori_core::OrgId,
+    },
+    /// Record that ORG is a client of PROVIDER: TLP:AMBER shared with PROVIDER then
+    /// reaches ORG too (PP-11); with --remove, end the relation
+    Client {
+        /// The client organisation's id
+        org: mamori_core::OrgId,
+        /// The provider organisation's id (a carrier, a managed security provider)
+        #[arg(long = "of")]
+        provider: mamori_core::OrgId,
+        /// End the relation instead of recording it
+        #[arg(long)]
+        remove: bool,
     },
 }
 

@@ -7,6 +7,7 @@ mod cli;
 mod collect;
 mod config;
 mod detect;
+mod export;
 mod flows;
 mod logging;
 mod report;
@@ -205,6 +206,25 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 println!("{summary}");
             }
             Ok(())
+        }
+        cli::Command::Export {
+            centre,
+            since,
+            types,
+        } => {
+            tokio::task::spawn_blocking(move || {
+                let centre = report::Centre::from(centre);
+                let args = export::ExportArgs { since, types };
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                let n = export::export(&centre, &args, &mut out)?;
+                #[allow(clippy::print_stderr)]
+                {
+                    eprintln!("exported {n} objects");
+                }
+                anyhow::Ok(())
+            })
+            .await?
         }
         cli::Command::Report(cmd) => {
             let json = cli.global.json;

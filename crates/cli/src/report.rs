@@ -25,7 +25,7 @@ impl From<crate::cli::CentreArgs> for Centre {
 }
 
 impl Centre {
-    fn agent(&self) -> anyhow::Result<ureq::Agent> {
+    pub(crate) fn agent(&self) -> anyhow::Result<ureq::Agent> {
         if self.token.is_empty() {
             anyhow::bail!(
                 "no token: pass --token or set MAMORI_TOKEN to an API token of your organisation"
@@ -38,7 +38,7 @@ impl Centre {
             .into())
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url.trim_end_matches('/'))
     }
 }

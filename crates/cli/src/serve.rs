@@ -102,6 +102,8 @@ pub(crate) async fn init(cfg: &MamoriConfig) -> anyhow::Result<()> {
 
 /// `mamori serve`.
 pub(crate) async fn serve(cfg: MamoriConfig) -> anyhow::Result<()> {
+    // Checked before anything is opened: a bad regime file stops the start, naming it.
+    let regime = cfg.server.load_regime()?;
     let store = open_store(&cfg).await?;
     if let Some((info, secret)) = bootstrap(&store, &cfg).await? {
         tracing::warn!(token = %info.id, "initialised an empty database with a first administrator");
@@ -126,7 +128,12 @@ pub(crate) async fn serve(cfg: MamoriConfig) -> anyhow::Result<()> {
         .local_addr()
         .context("reading the listening address")?;
     tracing::info!(%addr, database = %where_data_lives(&cfg), "mamori serving on http://{addr}");
-    let app = router(AppState::new(store.clone(), cfg.server.clone(), ledger));
+    let mut state = AppState::new(store.clone(), cfg.server.clone(), ledger);
+    if let Some(r) = regime {
+        tracing::info!(regime = %r.name, "reporting regime loaded from [server.reports] regime");
+        state = state.with_regime(r);
+    }
+    let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -136,6 +136,24 @@ fn init_then_admin_then_refuse_a_second_init() {
     ]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("coordination centre"));
+    // Client relations (TLP:AMBER's "and its clients", PP-11): organisation 2 becomes a
+    // client of the centre (1), is listed, and the relation ends with --remove.
+    let client = add(&["--json", "admin", "org", "client", "2", "--of", "1"]);
+    assert!(
+        client.status.success(),
+        "{}",
+        String::from_utf8_lossy(&client.stderr)
+    );
+    let client: serde_json::Value = serde_json::from_slice(&client.stdout).unwrap();
+    assert_eq!(client["clients"], serde_json::json!([2]));
+    let again = add(&["admin", "org", "client", "2", "--of", "1"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already a client"));
+    let own = add(&["admin", "org", "client", "1", "--of", "1"]);
+    assert!(String::from_utf8_lossy(&own.stderr).contains("its own client"));
+    let removed = add(&["admin", "org", "client", "2", "--of", "1", "--remove"]);
+    assert!(String::from_utf8_lossy(&removed.stdout).contains("clients of 1: none"));
+    let gone = add(&["admin", "org", "client", "2", "--of", "1", "--remove"]);
+    assert!(!gone.status.success());
     let unknown = add(&["admin", "org", "add", "--kind", "bank", "--name", "Y"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("expected one of operator, carrier"));
     // Transparency figures: the first admin token is a recorded act; a bad period is refused.
@@ -312,6 +330,36 @@ fn bad_configuration_is_a_clear_error() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+    // A reporting regime file that is not a regime stops `mamori serve` before it opens
+    // anything, naming the file and the fault.
+    let dir = tempfile::tempdir().unwrap();
+    let regime = dir.path().join("regime.toml");
+    std::fs::write(&regime, "name = \"broken\"\n").unwrap();
+    let config = dir.path().join("mamori.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[server.reports]\nregime = {:?}\n",
+            regime.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let out = mamori()
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("regime.toml") && err.contains("not a valid regime"),
+        "{err}"
+    );
+    assert!(!data.join("mamori.db").exists(), "nothing was opened");
 }
 
 #[test]

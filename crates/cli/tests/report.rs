@@ -129,6 +129,59 @@ fn an_operator_submits_a_flash_report_and_follows_its_status() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // `mamori export`: what the operator may see, as one STIX 2.1 bundle on stdout.
+    let out = mamori()
+        .args(["export", "--url", &url, "--since", "2000-01-01T00:00:00Z"])
+        .env("MAMORI_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bundle["type"], "bundle");
+    let objects = bundle["objects"].as_array().unwrap();
+    let incident = objects.iter().find(|o| o["type"] == "incident").unwrap();
+    assert_eq!(
+        incident["description"],
+        "Unusual outbound connections from the gateway."
+    );
+    assert_eq!(
+        incident["object_marking_refs"][0],
+        mamori_core::Tlp::Amber.stix_id()
+    );
+    assert!(objects.iter().any(|o| o["type"] == "marking-definition"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("exported {} objects", objects.len()))
+    );
+    // Only types asked for; a bad `since` is the server's clear 400.
+    let out = mamori()
+        .args(["export", "--url", &url, "--types", "indicator"])
+        .env("MAMORI_TOKEN", &token)
+        .output()
+        .unwrap();
+    let bundle: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bundle["type"], "bundle");
+    assert!(
+        bundle.get("objects").is_none(),
+        "an empty bundle has no objects: {bundle}"
+    );
+    let out = mamori()
+        .args(["export", "--url", &url, "--since", "yesterday"])
+        .env("MAMORI_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("400"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let (status, log) = server.stop();
     assert!(status.success(), "{log}");
 }

@@ -104,7 +104,7 @@ pub(crate) struct Page {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct FindingOut {
     /// Its id.
-    id: i64,
+    pub(crate) id: i64,
     /// Its marking.
     tlp: Tlp,
     /// The finding.
@@ -133,31 +133,48 @@ pub(crate) async fn list(
     let limit = page.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let mut tx = s.store.begin_read().await?;
     let rows = tx.findings(page.after, limit).await?;
-    // A carrier reports to the coordination centre: its findings' audience is the centre.
-    // Only the originator differs from row to row.
+    let centres = centres(&mut tx).await?;
+    tx.commit().await?;
+    let next = (rows.len() as u32 == limit)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    let findings = visible(rows, &centres, &caller.0);
+    Ok(Json(FindingPage { findings, next }))
+}
+
+/// The coordination centres: a carrier reports to them, so they are every finding's
+/// audience.
+pub(crate) async fn centres(
+    tx: &mut mamori_store::Tx,
+) -> Result<std::collections::BTreeSet<mamori_core::OrgId>, ApiError> {
+    Ok(tx
+        .orgs()
+        .await?
+        .into_iter()
+        .filter(|o| o.kind == OrgKind::CoordinationCentre)
+        .map(|o| o.id)
+        .collect())
+}
+
+/// **The TLP gate of every findings output** (the list and the event stream): keeps the
+/// findings `me` may see under `mamori_core::tlp::may_see`, in order. A finding's audience
+/// is the centres, its originator the carrier that sent it.
+pub(crate) fn visible(
+    rows: Vec<mamori_store::StoredFinding>,
+    centres: &std::collections::BTreeSet<mamori_core::OrgId>,
+    me: &mamori_store::Principal,
+) -> Vec<FindingOut> {
     let mut audience = Audience {
-        organisations: tx
-            .orgs()
-            .await?
-            .into_iter()
-            .filter(|o| o.kind == OrgKind::CoordinationCentre)
-            .map(|o| o.id)
-            .collect(),
+        organisations: centres.clone(),
         ..Audience::default()
     };
-    tx.commit().await?;
-    let me = &caller.0;
     let viewer = Viewer::Member(Recipient {
         user: me.user.id,
         org: me.org.id,
         clearance: me.user.clearance,
-        client_of: &[],
+        client_of: &me.client_of,
     });
-    let next = (rows.len() as u32 == limit)
-        .then(|| rows.last().map(|r| r.id))
-        .flatten();
-    let findings = rows
-        .into_iter()
+    rows.into_iter()
         .filter(|r| {
             audience.originator = Some(r.org);
             may_see(r.tlp, &audience, viewer)
@@ -167,6 +184,5 @@ pub(crate) async fn list(
             tlp: r.tlp,
             finding: r.finding,
         })
-        .collect();
-    Ok(Json(FindingPage { findings, next }))
+        .collect()
 }

@@ -15,6 +15,8 @@ mod admin;
 mod auth;
 pub mod config;
 pub mod error;
+mod events;
+mod export;
 mod findings;
 mod json;
 mod ledger;
@@ -24,6 +26,6 @@ mod routes;
 mod state;
 mod taxii;
 
-pub use config::ServerConfig;
+pub use config::{RegimeFileError, ReportsConfig, ServerConfig};
 pub use routes::{openapi, router};
 pub use state::AppState;

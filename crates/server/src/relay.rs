@@ -46,7 +46,7 @@ pub(crate) async fn request(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let out = reveal::request(&mut tx, &caller.0, id, &req.reason, regime()?, now).await?;
+    let out = reveal::request(&mut tx, &caller.0, id, &req.reason, regime(&s)?, now).await?;
     tx.commit().await?;
     tracing::info!(report = id, request = out.id, by = %caller.0.user.id, "source reveal requested");
     Ok((StatusCode::CREATED, Json(out)))
@@ -87,7 +87,7 @@ pub(crate) async fn source(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let out = reveal::reveal(&mut tx, &caller.0, id, regime()?, now).await?;
+    let out = reveal::reveal(&mut tx, &caller.0, id, regime(&s)?, now).await?;
     tx.commit().await?;
     // The organisation stays out of the log line: the ledger holds the reveal.
     tracing::info!(report = id, request = out.request, by = %caller.0.user.id, "sealed source revealed");

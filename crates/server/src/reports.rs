@@ -32,8 +32,9 @@ impl From<ShareError> for ApiError {
     }
 }
 
-pub(crate) fn regime() -> Result<&'static Regime, ApiError> {
-    Ok(Regime::default_regime()?)
+/// The regime in force (`[server.reports] regime`, else the embedded default).
+pub(crate) fn regime(s: &AppState) -> Result<&Regime, ApiError> {
+    Ok(s.regime()?)
 }
 
 fn idempotency_key(h: &HeaderMap) -> Result<Option<&str>, ApiError> {
@@ -133,7 +134,7 @@ pub(crate) async fn submit(
         &flash,
         bundle.as_deref(),
         key,
-        regime()?,
+        regime(&s)?,
         now,
     )
     .await?;
@@ -170,7 +171,7 @@ pub(crate) async fn add_stage(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    let done = intake::add_stage(&mut tx, &caller.0, id, &stage, regime()?, now).await?;
+    let done = intake::add_stage(&mut tx, &caller.0, id, &stage, regime(&s)?, now).await?;
     tx.commit().await?;
     tracing::info!(report = id, stage = %stage.stage, replayed = done.replayed, "report stage received");
     Ok(accepted(done))
@@ -204,7 +205,7 @@ pub(crate) async fn acknowledge(
         &caller.0,
         id,
         ack.feedback.as_deref(),
-        regime()?,
+        regime(&s)?,
         now,
     )
     .await?;
@@ -236,7 +237,7 @@ pub(crate) async fn rate(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin().await?;
-    intake::rate(&mut tx, &caller.0, id, r.rating, regime()?, now).await?;
+    intake::rate(&mut tx, &caller.0, id, r.rating, regime(&s)?, now).await?;
     tx.commit().await?;
     Ok(Json(r))
 }
@@ -255,7 +256,7 @@ pub(crate) async fn get(
     let id = report_id(&id)?;
     let now = s.clock.now();
     let mut tx = s.store.begin_read().await?;
-    let out = intake::get(&mut tx, &caller.0, id, regime()?, now).await?;
+    let out = intake::get(&mut tx, &caller.0, id, regime(&s)?, now).await?;
     tx.commit().await?;
     Ok(Json(out))
 }
@@ -297,7 +298,7 @@ pub(crate) async fn list(
     };
     let now = s.clock.now();
     let mut tx = s.store.begin_read().await?;
-    let page = intake::list(&mut tx, &caller.0, &q, regime()?, now).await?;
+    let page = intake::list(&mut tx, &caller.0, &q, regime(&s)?, now).await?;
     tx.commit().await?;
     Ok(Json(page))
 }

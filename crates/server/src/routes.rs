@@ -4,6 +4,8 @@
 use crate::admin;
 use crate::auth::Caller;
 use crate::error::{self, ApiError, ErrorBody, InternalErrorMarker};
+use crate::events;
+use crate::export;
 use crate::findings;
 use crate::ledger;
 use crate::relay;
@@ -43,8 +45,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "health", description = "Liveness"),
         (name = "accounts", description = "Who am I"),
         (name = "admin", description = "Organisations, users and tokens (role admin)"),
+        (name = "export", description = "Everything the caller may see as STIX 2.1 bundles, page by page"),
         (name = "findings", description = "Findings about servers from carriers' sensors, under their TLP"),
         (name = "ledger", description = "The overseer's verifiable log (role overseer; checkpoint and key are public)"),
+        (name = "events", description = "Server-sent events: new and updated reports and TAXII objects, each as its TLP allows the subscriber"),
         (name = "reports", description = "Incident reports to the one window: flash report, stages, regime status, under their TLP")
     )
 )]
@@ -84,6 +88,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(relay::request))
         .routes(routes!(relay::decide))
         .routes(routes!(relay::source))
+        .routes(routes!(events::stream))
+        .routes(routes!(export::export))
         .split_for_parts()
 }
 
@@ -109,6 +115,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), wake_subscribers))
         .layer(middleware::from_fn(move |req, next| with_timeout(timeout, req, next)))
         .layer(middleware::from_fn(name_request_in_internal_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
@@ -123,6 +130,17 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// After a write that succeeded, wakes this instance's event-stream subscribers (they
+/// read the change feed, which the store appended to in the write's own transaction).
+async fn wake_subscribers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let resp = next.run(req).await;
+    if write && resp.status().is_success() {
+        state.changed();
+    }
+    resp
 }
 
 async fn with_timeout(limit: Duration, req: Request, next: Next) -> Response {
@@ -163,7 +181,14 @@ async fn name_request_in_internal_errors(req: Request, next: Next) -> Response {
     (parts, Json(body)).into_response()
 }
 
-async fn not_found(method: Method, uri: Uri) -> ApiError {
+fn is_taxii(path: &str) -> bool {
+    path == "/taxii2" || path.starts_with("/taxii2/")
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    if is_taxii(uri.path()) {
+        return taxii::unknown_path(&method, uri.path(), true);
+    }
     ApiError::new(
         ErrorKind::NotFound,
         format!(
@@ -171,9 +196,13 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
             uri.path()
         ),
     )
+    .into_response()
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    if is_taxii(uri.path()) {
+        return taxii::unknown_path(&method, uri.path(), false);
+    }
     error::method_not_allowed(&method, uri.path())
 }
 

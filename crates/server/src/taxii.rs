@@ -23,9 +23,16 @@
 //! **What a TAXII POST means for the audience:** each object's TLP is its effective
 //! marking ([`mamori_stix::object_tlp`]); one without a TLP marking is TLP:AMBER, as
 //! findings are. The audience is the posting organisation (its originator, which always
-//! sees it) and the coordination centre: AMBER and AMBER+STRICT reach those two, GREEN the
-//! community, CLEAR everyone, RED only the originator (no individuals are named over
-//! TAXII). The official TLP marking-definition objects are public definitions: CLEAR.
+//! sees it) and the coordination centre (its recipient): AMBER reaches the centre and the
+//! centre's clients, AMBER+STRICT the centre, GREEN the community, CLEAR everyone, RED only
+//! the originator (no individuals are named over TAXII). As for reports, the poster's own
+//! clients are not recipients. A poster excludes organisations by name with the custom
+//! property `x_mamori_exclude` (PP-11): they never see the object, whatever its marking;
+//! an unknown name fails that object in the status; the property is kept in the audience
+//! and **stripped from the stored and served body**. The official TLP marking-definition
+//! objects are public definitions: CLEAR.
+//!
+//! Unknown paths under `/taxii2/` answer as TAXII errors too ([`unknown_path`]).
 
 use crate::auth::Caller;
 use crate::error::{ApiError, InternalErrorMarker, status_of};
@@ -44,7 +51,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::SecondsFormat;
 use mamori_core::tlp::{Audience, Recipient, Viewer, may_see};
-use mamori_core::{ErrorKind, OrgKind, Role, Timestamp, Tlp};
+use mamori_core::{ErrorKind, OrgId, OrgKind, Role, Timestamp, Tlp};
 use mamori_stix::taxii::{
     ApiRoot, Collection, Collections, Discovery, ErrorMessage, MEDIA_TYPE_STIX, MEDIA_TYPE_TAXII,
     Manifest, ManifestRecord, Status, StatusDetails, StatusKind, Versions, parse_envelope,
@@ -54,6 +61,7 @@ use mamori_store::{
     NewStixObject, Principal, StixQuery, StoredStixObject, TaxiiCollection, VersionMatch,
 };
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Where the API root lives.
 const API_ROOT: &str = "/taxii2/api/";
@@ -176,6 +184,29 @@ impl IntoResponse for TaxiiError {
             resp.extensions_mut().insert(InternalErrorMarker);
         }
         resp
+    }
+}
+
+/// The answer to a path under `/taxii2/` that is no TAXII endpoint (or a method it does
+/// not take): a TAXII error message, not the JSON API's error shape.
+pub(crate) fn unknown_path(method: &axum::http::Method, path: &str, allowed: bool) -> Response {
+    let path: String = path.chars().take(120).collect();
+    if allowed {
+        TaxiiError::new(
+            ErrorKind::NotFound,
+            format!(
+                "no TAXII endpoint {method} {path}: start from the discovery resource /taxii2/"
+            ),
+        )
+        .into_response()
+    } else {
+        let mut e = TaxiiError::new(
+            ErrorKind::InvalidInput,
+            format!("{path} does not take {method}"),
+        );
+        e.status = StatusCode::METHOD_NOT_ALLOWED;
+        e.title = "method not allowed".to_owned();
+        e.into_response()
     }
 }
 
@@ -320,7 +351,7 @@ impl FromRequestParts<AppState> for TaxiiCaller {
     }
 }
 
-fn may_read(c: &TaxiiCollection, role: Role) -> bool {
+pub(crate) fn may_read(c: &TaxiiCollection, role: Role) -> bool {
     c.read_roles.contains(&role)
 }
 
@@ -396,6 +427,18 @@ fn require_write(c: &TaxiiCollection, caller: &Principal) -> Result<(), TaxiiErr
 /// A stored object version the caller may see. Only [`visible`] makes one.
 pub(crate) struct Visible(StoredStixObject);
 
+impl Visible {
+    /// When its collection received it (µs).
+    pub(crate) fn date_added(&self) -> i64 {
+        self.0.date_added
+    }
+
+    /// Its STIX JSON, as stored.
+    pub(crate) fn body(&self) -> &str {
+        &self.0.body
+    }
+}
+
 /// **The TLP gate of every TAXII output** (DESIGN invariant 5, PP-11): keeps the rows the
 /// caller may see under `mamori_core::tlp::may_see`, in order.
 pub(crate) fn visible(
@@ -417,14 +460,14 @@ fn viewer(caller: &Principal) -> Viewer<'_> {
         user: caller.user.id,
         org: caller.org.id,
         clearance: caller.user.clearance,
-        client_of: &[],
+        client_of: &caller.client_of,
     })
 }
 
 /// A page the caller may see: at most `limit` visible rows after `q.added_after`, whether
 /// more may follow, and the `next` cursor (the `date_added` of the last row read, shown or
 /// not, so hidden rows are not read twice).
-async fn visible_page(
+pub(crate) async fn visible_page(
     state: &AppState,
     collection: &str,
     mut q: StixQuery,
@@ -854,22 +897,19 @@ async fn add_objects(
     let objects = env.objects.unwrap_or_default();
 
     let mut tx = s.store.begin().await?;
-    // A TAXII POST is shared with the poster's organisation and the coordination centre.
-    let mut organisations: std::collections::BTreeSet<_> = tx
-        .orgs()
-        .await?
-        .into_iter()
+    // A TAXII POST is shared with the coordination centre; the poster is its originator
+    // (it always sees its own objects). As for reports, the poster's own clients are not
+    // recipients: AMBER reaches them only if they are clients of a recipient.
+    let orgs = tx.orgs().await?;
+    let centres: BTreeSet<OrgId> = orgs
+        .iter()
         .filter(|o| o.kind == OrgKind::CoordinationCentre)
         .map(|o| o.id)
         .collect();
-    organisations.insert(caller.org.id);
-    let audience = Audience {
-        originator: Some(caller.org.id),
-        organisations,
-        ..Audience::default()
-    };
+    let by_name: BTreeMap<&str, OrgId> = orgs.iter().map(|o| (o.name.as_str(), o.id)).collect();
     let mut rows = Vec::with_capacity(objects.len());
     let mut successes = Vec::with_capacity(objects.len());
+    let mut failures = Vec::new();
     for o in &objects {
         let official = Tlp::from_stix_id(o.id().as_str()).is_ok();
         let tlp = if official {
@@ -878,7 +918,22 @@ async fn add_objects(
             object_tlp(o, DEFAULT_TLP)?
         };
         let (version, version_text) = version_of(o, now);
-        let body = serde_json::to_string(o)
+        let mut value = o
+            .to_value()
+            .map_err(|e| TaxiiError::new(ErrorKind::Internal, format!("serialising: {e}")))?;
+        let excluded = match exclusions(&mut value, &by_name, &centres, caller.org.id) {
+            Ok(x) => x,
+            Err(message) => {
+                failures.push(StatusDetails {
+                    id: o.id().to_string(),
+                    version: version_text,
+                    message: Some(message),
+                    extra: Default::default(),
+                });
+                continue;
+            }
+        };
+        let body = serde_json::to_string(&value)
             .map_err(|e| TaxiiError::new(ErrorKind::Internal, format!("serialising: {e}")))?;
         successes.push(StatusDetails {
             id: o.id().to_string(),
@@ -897,7 +952,12 @@ async fn add_objects(
             version,
             version_text,
             tlp,
-            audience: audience.clone(),
+            audience: Audience {
+                originator: Some(caller.org.id),
+                organisations: centres.difference(&excluded).copied().collect(),
+                excluded,
+                ..Audience::default()
+            },
             body,
         });
     }
@@ -905,28 +965,49 @@ async fn add_objects(
     let (first, _, stored) = tx
         .insert_stix_objects(&c.id, caller.org.id, &rows, now)
         .await?;
-    let status_id = StixId::deterministic("x-mamori-status", &format!("{}/{first}", c.id))
+    // A POST that stored nothing (every object failed) takes no date_added: its status is
+    // named by the poster, the instant and what failed, so two such POSTs do not collide.
+    let name = if rows.is_empty() {
+        let failed: Vec<&str> = failures.iter().map(|f| f.id.as_str()).collect();
+        format!(
+            "{}/empty/{}/{}/{}",
+            c.id,
+            caller.org.id,
+            now.timestamp_micros(),
+            failed.join(",")
+        )
+    } else {
+        format!("{}/{first}", c.id)
+    };
+    let status_id = StixId::deterministic("x-mamori-status", &name)
         .map_err(|e| TaxiiError::new(ErrorKind::Internal, e))?
         .uuid()
         .to_string();
-    let total = rows.len() as u64;
+    let total = (rows.len() + failures.len()) as u64;
     let status = Status {
         id: status_id.clone(),
         status: StatusKind::Complete,
         request_timestamp: Some(StixTimestamp::from_datetime(now)),
         total_count: total,
-        success_count: total,
+        success_count: successes.len() as u64,
         successes: (!successes.is_empty()).then_some(successes),
-        failure_count: 0,
-        failures: None,
+        failure_count: failures.len() as u64,
+        failures: (!failures.is_empty()).then_some(failures),
         pending_count: 0,
         pendings: None,
         extra: Default::default(),
     };
     let status_json = serde_json::to_string(&status)
         .map_err(|e| TaxiiError::new(ErrorKind::Internal, format!("serialising: {e}")))?;
-    tx.insert_taxii_status(&status_id, &c.id, caller.org.id, &status_json, now)
-        .await?;
+    // The same failing POST again at the same instant is answered with the same status.
+    match tx.taxii_status(&status_id, caller.org.id).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            tx.insert_taxii_status(&status_id, &c.id, caller.org.id, &status_json, now)
+                .await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
     tx.commit().await?;
     tracing::info!(org = %caller.org.id, collection = %c.alias, total, stored, "TAXII objects added");
     Ok(taxii_bytes(
@@ -934,6 +1015,51 @@ async fn add_objects(
         status_json.into_bytes(),
         &[],
     ))
+}
+
+/// The custom property with which a poster excludes organisations, by name (PP-11).
+pub(crate) const EXCLUDE_PROPERTY: &str = "x_mamori_exclude";
+
+/// Takes `x_mamori_exclude` out of a posted object (who excludes whom is itself
+/// sensitive: it is kept in the audience, never in the stored or served body) and returns
+/// the organisations it names. An error is the object's failure message in the status.
+fn exclusions(
+    object: &mut serde_json::Value,
+    by_name: &BTreeMap<&str, OrgId>,
+    centres: &BTreeSet<OrgId>,
+    poster: OrgId,
+) -> Result<BTreeSet<OrgId>, String> {
+    let Some(v) = object
+        .as_object_mut()
+        .and_then(|m| m.remove(EXCLUDE_PROPERTY))
+    else {
+        return Ok(BTreeSet::new());
+    };
+    let names = v.as_array().ok_or_else(|| {
+        format!("{EXCLUDE_PROPERTY} must be a list of organisation names; nothing was stored for this object")
+    })?;
+    let mut out = BTreeSet::new();
+    for n in names {
+        let name = n.as_str().ok_or_else(|| {
+            format!("{EXCLUDE_PROPERTY} must list organisation names as strings; nothing was stored for this object")
+        })?;
+        let shown: String = name.chars().take(80).collect();
+        let id = *by_name.get(name).ok_or_else(|| {
+            format!("{EXCLUDE_PROPERTY} names {shown:?}, which is no organisation on this platform; nothing was stored for this object")
+        })?;
+        if id == poster || centres.contains(&id) {
+            return Err(format!(
+                "{EXCLUDE_PROPERTY} names {shown:?}, which is {}: exclude other organisations only; nothing was stored for this object",
+                if id == poster {
+                    "your own organisation"
+                } else {
+                    "the coordination centre"
+                }
+            ));
+        }
+        out.insert(id);
+    }
+    Ok(out)
 }
 
 fn is_taxii_content_type(ct: &str) -> bool {

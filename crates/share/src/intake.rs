@@ -166,8 +166,8 @@ pub struct ReportPage {
 }
 
 fn viewer(p: &Principal) -> ReportViewer<'_> {
-    // No client relations are registered yet; AMBER's "and clients" then adds no one.
-    ReportViewer::of(p, &[])
+    // The caller's client relations were loaded with its token (AMBER's "and clients").
+    ReportViewer::of(p, &p.client_of)
 }
 
 fn audience_of(r: &StoredReport) -> ReportAudience {

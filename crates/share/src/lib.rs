@@ -10,6 +10,7 @@
 //!   `mamori_core::tlp::may_see`; [`view::Visible`] is what output paths render.
 //! - [`stix_in`]: a STIX 2.1 bundle (an incident or report object and its TLP marking)
 //!   read as a flash report.
+//! - [`stix_out`]: a report as the caller may see it, rendered as STIX 2.1 (the export).
 //! - [`intake`]: submit (idempotently), add stages, acknowledge, get and list — inside the
 //!   caller's store transaction.
 //! - [`source`]: **the one decision on who sees a report's source** (PP-12): the reporter,
@@ -37,6 +38,7 @@ pub mod report;
 pub mod reveal;
 pub mod source;
 pub mod stix_in;
+pub mod stix_out;
 pub mod view;
 
 pub use error::ShareError;

@@ -313,6 +313,7 @@ mod tests {
             },
             org: o.clone(),
             token: TokenId(1),
+            client_of: Vec::new(),
         }
     }
 

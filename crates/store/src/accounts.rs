@@ -415,10 +415,12 @@ impl Tx {
         }
         let user = self.user(UserId(user)).await?;
         let org = self.org(user.org).await?;
+        let client_of = self.client_of(org.id).await?;
         Ok(Principal {
             user,
             org,
             token: id,
+            client_of,
         })
     }
 

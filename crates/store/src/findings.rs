@@ -35,13 +35,20 @@ impl Tx {
         findings: &[Finding],
         now: Timestamp,
     ) -> Result<u64> {
+        if findings.is_empty() {
+            return Ok(0);
+        }
+        // The event clock first: its lock (PostgreSQL) is held to commit, so submissions
+        // take their ids one after another and the event's id range holds this one only.
+        let seq = self.advance_event_clock().await?;
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
         for chunk in findings.chunks(500) {
             let rows: Vec<(&Finding, String)> = chunk
                 .iter()
                 .map(|f| serde_json::to_string(f).map(|b| (f, b)))
                 .collect::<std::result::Result<_, _>>()
                 .map_err(|e| StoreError::Invalid(format!("finding cannot be stored: {e}")))?;
-            on_backend!(self, c => {
+            let ids: Vec<i64> = on_backend!(self, c => {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO findings (org_id, tlp, kind, address, port, proto, score, body, received_at) ");
                 q.push_values(&rows, |mut b, (f, body)| {
@@ -55,10 +62,20 @@ impl Tx {
                         .push_bind(body.as_str())
                         .push_bind(now);
                 });
-                q.build().execute(&mut *c).await.map(drop)
+                q.push(" RETURNING id");
+                q.build_query_scalar::<i64>().fetch_all(&mut *c).await
             })
             .map_err(StoreError::db("store findings", ""))?;
+            for id in ids {
+                first = first.min(id);
+                last = last.max(id);
+            }
         }
+        self.insert_event(
+            seq,
+            &crate::events::ShareEventKind::Findings { first, last },
+        )
+        .await?;
         Ok(findings.len() as u64)
     }
 

@@ -216,6 +216,8 @@ impl Tx {
                 "this Idempotency-Key was already used by your organisation; retry with the same body, or use a new key",
             ))?;
         }
+        self.append_event(&crate::events::ShareEventKind::Report(id))
+            .await?;
         Ok(id)
     }
 
@@ -278,7 +280,10 @@ impl Tx {
         .map_err(StoreError::db(
             "store report stage",
             &format!("stage {stage:?} of report {report} was already received"),
-        ))
+        ))?;
+        self.append_event(&crate::events::ShareEventKind::Report(report))
+            .await?;
+        Ok(())
     }
 
     /// The stages of these reports, by report then time received.
@@ -329,6 +334,8 @@ impl Tx {
                 id: report.to_string(),
             });
         }
+        self.append_event(&crate::events::ShareEventKind::Report(report))
+            .await?;
         Ok(())
     }
 
@@ -355,6 +362,8 @@ impl Tx {
                 id: report.to_string(),
             });
         }
+        self.append_event(&crate::events::ShareEventKind::Report(report))
+            .await?;
         Ok(())
     }
 
@@ -375,7 +384,10 @@ impl Tx {
             .bind(rating)
             .bind(now)
             .execute(&mut *c).await.map(drop))
-        .map_err(StoreError::db("store report rating", ""))
+        .map_err(StoreError::db("store report rating", ""))?;
+        self.append_event(&crate::events::ShareEventKind::Report(report))
+            .await?;
+        Ok(())
     }
 
     /// How many organisations gave each rating to each of these reports: `(report, rating,

@@ -308,6 +308,14 @@ impl Tx {
                 .execute(&mut *c).await.map(drop))
             .map_err(StoreError::db("advance taxii collection", ""))?;
         }
+        if stored > 0 {
+            self.append_event(&crate::events::ShareEventKind::Objects {
+                collection: collection.to_owned(),
+                first,
+                last: end,
+            })
+            .await?;
+        }
         if self.backend() == Backend::Postgres && objects.len() >= ANALYZE_AFTER {
             on_backend!(self, c => sqlx::query("ANALYZE stix_objects").execute(&mut *c).await.map(drop))
                 .map_err(StoreError::db("analyse stix objects", ""))?;

@@ -49,6 +49,10 @@ pub struct Principal {
     pub org: Org,
     /// The token used.
     pub token: TokenId,
+    /// The organisations whose client the user's organisation is (TLP:AMBER reaches a
+    /// recipient organisation's clients), loaded with the token.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<i64>))]
+    pub client_of: Vec<mamori_core::OrgId>,
 }
 
 pub(crate) fn random_secret() -> Result<String, StoreError> {

@@ -41,12 +41,8 @@ impl Centre {
         tx.commit().await.unwrap();
         let keys = tempfile::tempdir().unwrap();
         let (ledger, _) = mamori_oversight::Ledger::open(keys.path(), &Default::default()).unwrap();
-        let state = AppState {
-            store: store.clone(),
-            clock: clock.clone(),
-            config: Arc::new(config),
-            ledger: Arc::new(ledger),
-        };
+        let mut state = AppState::new(store.clone(), config, ledger);
+        state.clock = clock.clone();
         Centre {
             app: router(state),
             store,
