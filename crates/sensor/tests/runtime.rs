@@ -732,6 +732,20 @@ fn a_changed_indicator_list_is_reloaded_while_running() {
     )));
 }
 
+/// A sensor configuration watching `DIR/incoming`, with `list` as the US country list,
+/// checked for changes every second.
+fn us_list_config(dir: &Path, list: &Path) -> (std::path::PathBuf, SensorConfig) {
+    let watch = dir.join("incoming");
+    std::fs::create_dir_all(&watch).unwrap();
+    let mut cfg = config(dir, false, &[], std::slice::from_ref(&watch));
+    cfg.geo = SensorConfig::from_toml(&format!(
+        "[geo]\ncidr_lists = [{{ country = \"US\", path = {list:?} }}]\nrefresh = \"1s\"\n"
+    ))
+    .unwrap()
+    .geo;
+    (watch, cfg)
+}
+
 /// The country table is refreshed while the sensor runs when its files change (issue 6
 /// part 3, "refreshable"): the beacon's server, unknown (so domestic, dropped) at start, is
 /// foreign once its country list names it, and is then found and listed.
@@ -743,14 +757,7 @@ fn a_changed_country_list_is_refreshed_while_running() {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("us.cidr");
     std::fs::write(&list, "192.0.2.0/24\n").unwrap();
-    let watch = dir.path().join("incoming");
-    std::fs::create_dir_all(&watch).unwrap();
-    let mut cfg = config(dir.path(), false, &[], std::slice::from_ref(&watch));
-    cfg.geo = SensorConfig::from_toml(&format!(
-        "[geo]\ncidr_lists = [{{ country = \"US\", path = {list:?} }}]\nrefresh = \"1s\"\n"
-    ))
-    .unwrap()
-    .geo;
+    let (watch, cfg) = us_list_config(dir.path(), &list);
     let geo = cfg.geo.load(Path::new("")).unwrap();
     let rec = Arc::new(MemRecorder::default());
     let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
@@ -786,14 +793,7 @@ fn a_broken_country_list_keeps_the_table_in_force() {
     let dir = tempfile::tempdir().unwrap();
     let list = dir.path().join("us.cidr");
     std::fs::write(&list, "192.0.2.0/24\n141.193.213.0/24\n").unwrap();
-    let watch = dir.path().join("incoming");
-    std::fs::create_dir_all(&watch).unwrap();
-    let mut cfg = config(dir.path(), false, &[], std::slice::from_ref(&watch));
-    cfg.geo = SensorConfig::from_toml(&format!(
-        "[geo]\ncidr_lists = [{{ country = \"US\", path = {list:?} }}]\nrefresh = \"1s\"\n"
-    ))
-    .unwrap()
-    .geo;
+    let (watch, cfg) = us_list_config(dir.path(), &list);
     let geo = cfg.geo.load(Path::new("")).unwrap();
     let rec = Arc::new(MemRecorder::default());
     let clock = Arc::new(ManualClock::new(mamori_core::Clock::now(
