@@ -1040,7 +1040,8 @@ pub(crate) mod duration_text {
         let text = String::deserialize(d)?;
         parse(&text).ok_or_else(|| {
             D::Error::custom(format!(
-                "retention {text:?}: expected a whole number and a unit d, h, m or s, e.g. \"7d\""
+                "duration {text:?}: expected a whole number and a unit d, h, m or s, e.g. \"7d\", \
+                 of at most {MAX_DAYS}d"
             ))
         })
     }
@@ -1057,8 +1058,15 @@ pub(crate) mod duration_text {
             "s" => 1,
             _ => return None,
         };
-        n.checked_mul(per).map(Duration::from_secs)
+        // Longer than a century is a typo (and would overflow the time arithmetic of
+        // expiries and windows: every write would fail later instead of now).
+        n.checked_mul(per)
+            .filter(|secs| *secs <= MAX_DAYS * 86_400)
+            .map(Duration::from_secs)
     }
+
+    /// The longest duration a setting takes: 100 years.
+    pub(crate) const MAX_DAYS: u64 = 36_500;
 }
 
 #[cfg(test)]

@@ -365,6 +365,30 @@ impl Default for QueueConfig {
     }
 }
 
+/// The ISO 3166-1 alpha-2 codes officially assigned (249, as the ISO 3166 Maintenance
+/// Agency lists them). RIR files also use region codes (`AP`, `EU`) and reserved ones; a
+/// setting naming a country must name one of these.
+const ISO_3166_ALPHA2: &str = "\
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ \
+    BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ \
+    CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ \
+    DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR \
+    GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU \
+    ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ \
+    LA LB LC LI LK LR LS LT LU LV LY \
+    MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ \
+    NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA \
+    RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ \
+    TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ \
+    VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW";
+
+/// Whether `code` is an assigned ISO 3166-1 alpha-2 country code.
+pub fn is_assigned_country(code: CountryCode) -> bool {
+    ISO_3166_ALPHA2
+        .split_ascii_whitespace()
+        .any(|c| c == code.as_str())
+}
+
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -408,12 +432,77 @@ impl SensorConfig {
         Self::from_toml(&text)
     }
 
+    /// The checks that need the whole deployment, not only the file: `mamori sensor run`
+    /// and `mamori sensor check` make them, a test that hands the runtime its own country
+    /// table does not. Without a country file every end has an unknown country; counted as
+    /// domestic (the default) every flow is dropped as domestic↔domestic.
+    pub fn check_for_run(&self) -> Result<(), ConfigError> {
+        let no_geo = self.geo.rir_delegated.is_empty() && self.geo.cidr_lists.is_empty();
+        if no_geo && self.selection.unknown_country != mamori_flow::UnknownCountry::Foreign {
+            return Err(ConfigError::Invalid(
+                "no country data: [geo] names no rir_delegated or cidr_lists file, so every \
+                 address has an unknown country, counted as domestic, and every flow would be \
+                 dropped as domestic↔domestic; name the RIR delegation files (see \
+                 config/sensor.example.toml)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         // The rest of the selection policy is checked by `Selector::new` at start.
         if self.selection.aggregate_bin_seconds == 0 {
             return Err(ConfigError::Invalid(
                 "selection.aggregate_bin_seconds must be at least 1".into(),
             ));
+        }
+        // A wrong value here is never a crash: it silently changes what is kept (issue
+        // "ten more defects" item 8; CI-2, CI-6), so each is refused with what to write.
+        let home = self.selection.home_country;
+        if !is_assigned_country(home) {
+            return Err(ConfigError::Invalid(format!(
+                "selection.home_country {:?} is not an assigned ISO 3166-1 alpha-2 country \
+                 code (Japan is \"JP\"): no address would be domestic, so subscriber↔domestic \
+                 flows would be kept as transit",
+                home.as_str()
+            )));
+        }
+        for l in &self.geo.cidr_lists {
+            if !is_assigned_country(l.country) {
+                return Err(ConfigError::Invalid(format!(
+                    "geo.cidr_lists: country {:?} of {} is not an assigned ISO 3166-1 alpha-2 \
+                     country code",
+                    l.country.as_str(),
+                    l.path.display()
+                )));
+            }
+        }
+        if self.selection.max_aggregates == 0 {
+            return Err(ConfigError::Invalid(
+                "selection.max_aggregates must be at least 1 (0 drops every aggregate); the \
+                 default is 1000000"
+                    .into(),
+            ));
+        }
+        for p in &self.selection.subscriber_prefixes {
+            if p.trunc() != *p {
+                return Err(ConfigError::Invalid(format!(
+                    "selection.subscriber_prefixes: {p} has host bits set; write the network \
+                     {} (or a longer prefix if only part of it is the carrier's)",
+                    p.trunc()
+                )));
+            }
+        }
+        for (name, d) in [
+            ("retention.flows", self.retention.flows),
+            ("retention.aggregates", self.retention.aggregates),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} must be positive (e.g. \"7d\")"
+                )));
+            }
         }
         if self.detection.window.is_zero() {
             return Err(ConfigError::Invalid(
@@ -494,5 +583,76 @@ mod tests {
         assert!(e.to_string().contains("soon"), "{e}");
         let e = SensorConfig::from_toml("[centre]\nurl = \"centre.example\"").unwrap_err();
         assert!(e.to_string().contains("http"), "{e}");
+    }
+
+    /// Settings that parse but would silently change what is kept (item 8 of the
+    /// carrier's review; CI-2, CI-6) are refused, each naming the field and the fix.
+    #[test]
+    fn settings_that_would_silently_change_the_selection_are_refused() {
+        for (text, needles) in [
+            (
+                "[selection]\nhome_country = \"JA\"",
+                &["home_country", "\"JA\"", "ISO 3166-1"][..],
+            ),
+            (
+                "[selection]\nmax_aggregates = 0",
+                &["max_aggregates", "at least 1"][..],
+            ),
+            (
+                "[retention]\nflows = \"99999999999999d\"",
+                &["99999999999999d", "36500d", "flows"][..],
+            ),
+            (
+                "[retention]\naggregates = \"0s\"",
+                &["retention.aggregates"][..],
+            ),
+            (
+                "[selection]\nsubscriber_prefixes = [\"147.32.1.7/16\"]",
+                &["147.32.1.7/16", "host bits", "147.32.0.0/16"][..],
+            ),
+            (
+                "[[geo.cidr_lists]]\ncountry = \"XX\"\npath = \"xx.cidr\"",
+                &["\"XX\"", "xx.cidr"][..],
+            ),
+        ] {
+            let e = SensorConfig::from_toml(text).unwrap_err().to_string();
+            for n in needles {
+                assert!(e.contains(n), "{text}: {n:?} missing from {e}");
+            }
+        }
+        // The duration error names the duration, not another setting.
+        let e = SensorConfig::from_toml("[detection]\nwindow = \"soon\"").unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("window") && !e.contains("retention"), "{e}");
+        // Every assigned code is accepted, in either case.
+        for text in ["home_country = \"jp\"", "home_country = \"ZW\""] {
+            SensorConfig::from_toml(&format!("[selection]\n{text}")).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_country_table_has_the_249_assigned_codes_once_each() {
+        let codes: Vec<&str> = ISO_3166_ALPHA2.split_ascii_whitespace().collect();
+        assert_eq!(codes.len(), 249);
+        assert!(codes.windows(2).all(|w| w[0] < w[1]), "sorted, no repeat");
+        for (code, assigned) in [("JP", true), ("JA", false), ("EU", false), ("AP", false)] {
+            assert_eq!(
+                is_assigned_country(code.parse().unwrap()),
+                assigned,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_sensor_without_country_data_is_refused_to_run() {
+        let cfg = SensorConfig::from_toml("").unwrap();
+        let e = cfg.check_for_run().unwrap_err().to_string();
+        assert!(e.contains("[geo]") && e.contains("domestic"), "{e}");
+        let foreign = "[selection]\nunknown_country = \"foreign\"";
+        SensorConfig::from_toml(foreign)
+            .unwrap()
+            .check_for_run()
+            .unwrap();
     }
 }
