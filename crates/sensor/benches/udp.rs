@@ -92,6 +92,7 @@ fn mamori_run(rate: u64, seconds: u64, ring: &[Vec<u8>]) -> (u64, u64) {
         recv_buffer_bytes: 32 * 1024 * 1024,
         batch_records: 8192,
         flush_ms: 100,
+        ..CollectorConfig::default()
     };
     let collector = Collector::start(&cfg, tx, Arc::new(SystemClock)).unwrap();
     let to = collector.local_addrs()[0];

@@ -14,7 +14,7 @@
 //! **API boundary:** the stages bump the public atomics of [`Metrics`]; [`Metrics::snapshot`]
 //! reads them all at once with the collector's per-exporter [`Stats`].
 
-use crate::collector::{ExporterStats, Stats};
+use crate::collector::{CollectorTotals, ExporterStats, Stats};
 use mamori_flow::{DropReason, SelectionCounts};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -76,10 +76,14 @@ pub struct Metrics {
     started: Instant,
     /// Files read to the end.
     pub files_read: AtomicU64,
-    /// Files that could not be read (named in the log).
+    /// Files that could not be read (named in the log), or in which no line was a record
+    /// but some were malformed (a file in another format than the one set).
     pub file_errors: AtomicU64,
     /// Records read from files.
     pub file_records: AtomicU64,
+    /// Lines, frames or datagrams in files that could not be decoded (each counted, the
+    /// next one read; the file is named in the log).
+    pub file_malformed: AtomicU64,
     /// Selection counters (seen, dropped per reason, aggregated, kept per flow).
     pub selection: Mutex<SelectionCounts>,
     /// Pseudonym key changes seen by the select stage.
@@ -159,6 +163,7 @@ impl Metrics {
             files_read: z(),
             file_errors: z(),
             file_records: z(),
+            file_malformed: z(),
             selection: Mutex::new(SelectionCounts::default()),
             key_rotations: z(),
             aggregates: z(),
@@ -199,7 +204,7 @@ impl Metrics {
     /// Everything now. `collector` is the UDP collector's per-exporter counters, if any.
     pub fn snapshot(&self, collector: Option<&Stats>) -> Snapshot {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let exporters: BTreeMap<String, ExporterStats> = collector
+        let mut exporters: BTreeMap<String, ExporterStats> = collector
             .map(|s| {
                 s.snapshot()
                     .into_iter()
@@ -207,6 +212,10 @@ impl Metrics {
                     .collect()
             })
             .unwrap_or_default();
+        let totals = collector.map(Stats::totals).unwrap_or_default();
+        if totals.other.datagrams > 0 {
+            exporters.insert(OTHER_EXPORTERS.to_owned(), totals.other.clone());
+        }
         let udp_records: u64 = exporters.values().map(|e| e.records).sum();
         let udp_dropped: u64 = exporters.values().map(|e| e.dropped_records).sum();
         let sel = self.selection.lock().map(|s| s.clone()).unwrap_or_default();
@@ -245,6 +254,11 @@ impl Metrics {
             files_read: g(&self.files_read),
             file_errors: g(&self.file_errors),
             file_records: g(&self.file_records),
+            file_malformed: g(&self.file_malformed),
+            collector: CollectorTotals {
+                other: ExporterStats::default(),
+                ..totals
+            },
             selection: SelectionSnapshot {
                 seen: sel.seen,
                 dropped,
@@ -303,14 +317,20 @@ impl Metrics {
 pub struct Snapshot {
     /// Seconds since start.
     pub uptime_seconds: f64,
-    /// Per exporter (router address): datagrams, records, anomalies, dropped records.
+    /// Per exporter (router address; `other` for those beyond `max_exporters`):
+    /// datagrams, records, anomalies, dropped records, the last datagram's time.
     pub exporters: BTreeMap<String, ExporterStats>,
+    /// Datagrams rejected (not an allowed exporter) and dropped by the kernel (receive
+    /// buffer full); `other` is in `exporters`.
+    pub collector: CollectorTotals,
     /// Files read to the end.
     pub files_read: u64,
     /// Files that failed.
     pub file_errors: u64,
     /// Records read from files.
     pub file_records: u64,
+    /// Malformed lines, frames or datagrams in files.
+    pub file_malformed: u64,
     /// Selection.
     pub selection: SelectionSnapshot,
     /// Pseudonym key changes.
@@ -464,6 +484,9 @@ pub fn cpu_seconds() -> f64 {
     (tick(11) + tick(12)) as f64 / 100.0
 }
 
+/// The exporter label of the exporters beyond the cap, counted together.
+pub const OTHER_EXPORTERS: &str = "other";
+
 fn esc(label: &str) -> String {
     label
         .replace('\\', "\\\\")
@@ -542,6 +565,18 @@ impl Snapshot {
             &anomalies,
         );
         metric(
+            "rejected_datagrams_total",
+            "counter",
+            "UDP datagrams from sources outside the exporter allow-list, not decoded.",
+            &one(self.collector.rejected_datagrams),
+        );
+        metric(
+            "udp_kernel_drops_total",
+            "counter",
+            "UDP datagrams the kernel dropped because a socket's receive buffer was full.",
+            &one(self.collector.kernel_drops),
+        );
+        metric(
             "files_read_total",
             "counter",
             "Flow files read to the end.",
@@ -558,6 +593,12 @@ impl Snapshot {
             "counter",
             "Records read from files.",
             &one(self.file_records),
+        );
+        metric(
+            "file_malformed_total",
+            "counter",
+            "Lines, frames or datagrams in files that could not be decoded.",
+            &one(self.file_malformed),
         );
         metric(
             "selection_seen_total",
