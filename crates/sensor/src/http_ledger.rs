@@ -12,6 +12,10 @@
 //! | `GET /api/v1/ledger/proof/inclusion?index=&size=` | overseer |
 //! | `GET /api/v1/ledger/proof/consistency?from=&to=` | overseer |
 //!
+//! The runtime's `GET /status` (it names the servers on the concern list) takes the
+//! overseer's token or the carrier's operator token ([`StatusAuth`], made by `mamori sensor
+//! operator-token`); `GET /metrics` is open and holds counters only.
+//!
 //! The sensor has no user database, so "overseer" means: the request carries
 //! `Authorization: Bearer <token>` where SHA-256 of the token is the digest in
 //! `<data_dir>/overseer.token.sha256`, made by `mamori sensor overseer-token` ([`issue_token`]),
@@ -22,7 +26,8 @@
 //! executor; errors are `{"error":{"code","message"}}` with the centre's status codes.
 //!
 //! **API boundary:** [`router`] (system clock) or [`router_with_clock`]; the runtime mounts
-//! it next to `/metrics`. [`OverseerAuth`] and [`issue_token`] for the token.
+//! it next to `/metrics`. [`OverseerAuth`] and [`issue_token`] for the overseer's token;
+//! [`StatusAuth`] and [`issue_token_for`] with a [`TokenHolder`] for `/status`.
 
 use crate::ledger::{LedgerError, SensorLedger};
 use axum::Json;
@@ -44,13 +49,77 @@ use subtle::ConstantTimeEq;
 
 /// The file holding SHA-256 of the overseer's token, hex, in the data directory.
 pub const TOKEN_DIGEST_FILE: &str = "overseer.token.sha256";
-const TOKEN_PREFIX: &str = "mamori_overseer_";
+/// The file holding SHA-256 of the carrier's operator token (for `/status`), hex.
+pub const OPERATOR_TOKEN_DIGEST_FILE: &str = "operator.token.sha256";
 const TEXT: &str = "text/plain; charset=utf-8";
+
+/// Who a sensor token belongs to. Each kind has its own digest file, so issuing one never
+/// revokes the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenHolder {
+    /// The independent overseer: the ledger's entries and proofs, and `/status`.
+    Overseer,
+    /// The carrier's own operators (`mamori sensor status`, their monitoring): `/status`,
+    /// never the ledger's entries.
+    Operator,
+}
+
+impl TokenHolder {
+    fn digest_file(self) -> &'static str {
+        match self {
+            TokenHolder::Overseer => TOKEN_DIGEST_FILE,
+            TokenHolder::Operator => OPERATOR_TOKEN_DIGEST_FILE,
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            TokenHolder::Overseer => "mamori_overseer_",
+            TokenHolder::Operator => "mamori_operator_",
+        }
+    }
+}
+
+/// One holder's stored digest.
+#[derive(Debug, Clone)]
+struct StoredDigest {
+    file: PathBuf,
+}
+
+impl StoredDigest {
+    fn of(data_dir: &Path, holder: TokenHolder) -> StoredDigest {
+        StoredDigest {
+            file: data_dir.join(holder.digest_file()),
+        }
+    }
+
+    /// `Ok(None)`: no token issued yet; `Ok(Some(matches))` otherwise.
+    fn matches(&self, token: &str) -> Result<Option<bool>, ApiError> {
+        let stored = match std::fs::read_to_string(&self.file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(ApiError::new(
+                    ErrorKind::Internal,
+                    format!("reading {}: {e}", self.file.display()),
+                ));
+            }
+        };
+        let Some(stored) = decode_hex32(stored.trim()) else {
+            return Err(ApiError::new(
+                ErrorKind::Internal,
+                format!("{} does not hold a SHA-256 digest", self.file.display()),
+            ));
+        };
+        let given: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        Ok(Some(bool::from(given.ct_eq(&stored))))
+    }
+}
 
 /// Who may read entries and proofs: the holder of the token whose digest is stored.
 #[derive(Debug, Clone)]
 pub struct OverseerAuth {
-    digest_file: PathBuf,
+    digest: StoredDigest,
 }
 
 impl OverseerAuth {
@@ -58,46 +127,84 @@ impl OverseerAuth {
     /// yet, every protected request is refused until one is issued.
     pub fn from_data_dir(data_dir: &Path) -> OverseerAuth {
         OverseerAuth {
-            digest_file: data_dir.join(TOKEN_DIGEST_FILE),
+            digest: StoredDigest::of(data_dir, TokenHolder::Overseer),
         }
     }
 
     /// Whether `token` is the overseer's.
     fn check(&self, token: &str) -> Result<(), ApiError> {
-        let stored = match std::fs::read_to_string(&self.digest_file) {
-            Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ApiError::new(
-                    ErrorKind::Unauthenticated,
-                    "this sensor has no overseer token yet: its operator runs `mamori sensor overseer-token`",
-                ));
-            }
-            Err(e) => {
-                return Err(ApiError::new(
-                    ErrorKind::Internal,
-                    format!("reading {}: {e}", self.digest_file.display()),
-                ));
-            }
-        };
-        let Some(stored) = decode_hex32(stored.trim()) else {
-            return Err(ApiError::new(
-                ErrorKind::Internal,
-                format!(
-                    "{} does not hold a SHA-256 digest",
-                    self.digest_file.display()
-                ),
-            ));
-        };
-        let given: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if bool::from(given.ct_eq(&stored)) {
-            Ok(())
-        } else {
-            Err(ApiError::new(
+        match self.digest.matches(token)? {
+            Some(true) => Ok(()),
+            Some(false) => Err(ApiError::new(
                 ErrorKind::Unauthenticated,
                 "the token is not this sensor's overseer token",
-            ))
+            )),
+            None => Err(ApiError::new(
+                ErrorKind::Unauthenticated,
+                "this sensor has no overseer token yet: its operator runs `mamori sensor overseer-token`",
+            )),
         }
     }
+}
+
+/// Who may read the sensor's `/status` (its concern list names servers, issue "ten more
+/// defects" item 11; CI-5): the carrier's operator token or the overseer's.
+#[derive(Debug, Clone)]
+pub struct StatusAuth {
+    operator: StoredDigest,
+    overseer: StoredDigest,
+}
+
+impl StatusAuth {
+    /// The tokens as stored in `data_dir`; with neither issued every request is refused.
+    pub fn from_data_dir(data_dir: &Path) -> StatusAuth {
+        StatusAuth {
+            operator: StoredDigest::of(data_dir, TokenHolder::Operator),
+            overseer: StoredDigest::of(data_dir, TokenHolder::Overseer),
+        }
+    }
+
+    /// `Ok` when `headers` carry the operator's or the overseer's token; otherwise the
+    /// response to send (401, the centre's error body, `WWW-Authenticate: Bearer`).
+    pub fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
+        self.check(headers).map_err(IntoResponse::into_response)
+    }
+
+    fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let token = bearer(
+            headers,
+            "an operator token (`mamori sensor operator-token`)",
+        )?;
+        let operator = self.operator.matches(token)?;
+        let overseer = self.overseer.matches(token)?;
+        match (operator, overseer) {
+            (Some(true), _) | (_, Some(true)) => Ok(()),
+            (None, None) => Err(ApiError::new(
+                ErrorKind::Unauthenticated,
+                "this sensor has no operator token yet: run `mamori sensor operator-token` \
+                 on it and send the token printed",
+            )),
+            _ => Err(ApiError::new(
+                ErrorKind::Unauthenticated,
+                "the token is neither this sensor's operator token nor its overseer's",
+            )),
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`, or a 401 saying what to send.
+fn bearer<'h>(headers: &'h HeaderMap, what: &str) -> Result<&'h str, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Unauthenticated,
+                format!("send {what} as `Authorization: Bearer <token>`"),
+            )
+        })
 }
 
 fn decode_hex32(text: &str) -> Option<[u8; 32]> {
@@ -116,17 +223,24 @@ fn decode_hex32(text: &str) -> Option<[u8; 32]> {
 /// Makes a new overseer token, stores its SHA-256 in `data_dir` (replacing any earlier
 /// one, which stops working at once) and returns the token: the only time it is shown.
 pub fn issue_token(data_dir: &Path) -> io::Result<String> {
+    issue_token_for(data_dir, TokenHolder::Overseer)
+}
+
+/// As [`issue_token`], for `holder` (each holder's token replaces only its own earlier
+/// one).
+pub fn issue_token_for(data_dir: &Path, holder: TokenHolder) -> io::Result<String> {
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| io::Error::other(format!("no randomness: {e}")))?;
-    let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
+    let token = format!("{}{}", holder.prefix(), URL_SAFE_NO_PAD.encode(secret));
     zeroize::Zeroize::zeroize(&mut secret);
     let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     std::fs::create_dir_all(data_dir)?;
-    let tmp = data_dir.join(format!("{TOKEN_DIGEST_FILE}.tmp"));
+    let file = holder.digest_file();
+    let tmp = data_dir.join(format!("{file}.tmp"));
     let _ = std::fs::remove_file(&tmp);
     crate::ledger::write_private(&tmp, &format!("{hex}\n"))?;
-    std::fs::rename(&tmp, data_dir.join(TOKEN_DIGEST_FILE))?;
+    std::fs::rename(&tmp, data_dir.join(file))?;
     Ok(token)
 }
 
@@ -214,17 +328,8 @@ struct AppState {
 
 impl AppState {
     fn require_overseer(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorKind::Unauthenticated,
-                    "send the overseer's token as `Authorization: Bearer <token>`",
-                )
-            })?;
-        self.auth.check(token.trim())
+        let token = bearer(headers, "the overseer's token")?;
+        self.auth.check(token)
     }
 }
 

@@ -17,6 +17,7 @@ use mamori_flow::{
 };
 use mamori_sensor::archive::{PSEUDONYM_KEY_ID_KEY, file_metadata, read_aggregates, read_flows};
 use mamori_sensor::config::SensorConfig;
+use mamori_sensor::http_ledger::{TokenHolder, issue_token, issue_token_for};
 use mamori_sensor::record::Recorder;
 use mamori_sensor::runtime::{Deps, KeySource, Sensor, StaticKey, Status};
 use std::collections::BTreeSet;
@@ -117,19 +118,31 @@ fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// A minimal HTTP/1.1 GET (the endpoint is ours; no client library needed).
-fn http_get(addr: SocketAddr, path: &str) -> String {
+/// A minimal HTTP/1.1 GET (the endpoint is ours; no client library needed): the status
+/// code and the body.
+fn http_request(addr: SocketAddr, path: &str, token: Option<&str>) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();
     #[allow(clippy::disallowed_methods)] // bounded by take()
     s.take(1 << 20).read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    out.split_once("\r\n\r\n").unwrap().1.to_owned()
+    let code = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, out.split_once("\r\n\r\n").unwrap().1.to_owned())
+}
+
+/// GET that must succeed; `/status` is asked with an operator token issued in `data_dir`.
+fn http_get(addr: SocketAddr, path: &str, data_dir: &Path) -> String {
+    let token = issue_token_for(data_dir, TokenHolder::Operator).unwrap();
+    let (code, body) = http_request(addr, path, Some(&token));
+    assert_eq!(code, 200, "{path}: {body}");
+    body
 }
 
 fn replay(to: SocketAddr, datagrams: &[common::Udp]) {
@@ -306,8 +319,8 @@ fn udp_replay_finds_the_beacon_lists_it_recorded_then_keeps_its_flows_and_ends_i
             s.selection.seen >= seen_before + decode(&ipfix).len() as u64
         },
     );
-    let metrics = http_get(http, "/metrics");
-    let status_json = http_get(http, "/status");
+    let metrics = http_get(http, "/metrics", dir.path());
+    let status_json = http_get(http, "/status", dir.path());
     assert!(
         metrics.contains("mamori_sensor_selection_dropped_total{reason=\"domestic_domestic\"}")
     );
@@ -408,8 +421,8 @@ fn file_inputs_pcap_binetflow_and_pmacct_exports_never_write_domestic_pairs_or_c
     wait_until("all records selected", Duration::from_secs(30), || {
         status(&sensor).counters.selection.seen == input.len() as u64
     });
-    let metrics = http_get(http, "/metrics");
-    let status_json = http_get(http, "/status");
+    let metrics = http_get(http, "/metrics", dir.path());
+    let status_json = http_get(http, "/status", dir.path());
     let end = sensor.stop();
     let c = &end.counters;
     assert_eq!(c.files_read, paths.len() as u64);
@@ -855,4 +868,114 @@ fn a_broken_indicator_list_keeps_the_set_in_force() {
     });
     let end = sensor.stop();
     assert_eq!(end.counters.detection.indicator_reloads, 0);
+}
+
+/// `/status` names the servers on the concern list: it needs the carrier's operator token
+/// or the overseer's; `/metrics` stays open (item 11 of the carrier's review; CI-5).
+#[test]
+fn status_needs_the_operator_or_overseer_token_and_metrics_stays_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), false, &[], &[]);
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(
+        mamori_core::time::from_millis(1_700_000_000_000).unwrap(),
+    ));
+    let sensor = start(
+        &cfg,
+        GeoTableBuilder::new().build(),
+        static_key(),
+        rec,
+        clock,
+    );
+    let http = sensor.http_addr().unwrap();
+
+    let (code, body) = http_request(http, "/status", None);
+    assert_eq!(code, 401, "{body}");
+    assert!(!body.contains("concern_list"), "{body}");
+    let (code, body) = http_request(http, "/status", Some("mamori_operator_guess"));
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("mamori sensor operator-token"), "{body}");
+
+    let operator = issue_token_for(dir.path(), TokenHolder::Operator).unwrap();
+    let (code, body) = http_request(http, "/status", Some("mamori_operator_guess"));
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = http_request(http, "/status", Some(&operator));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("concern_list"), "{body}");
+    let overseer = issue_token(dir.path()).unwrap();
+    assert_eq!(http_request(http, "/status", Some(&overseer)).0, 200);
+    // A new operator token replaces the old one, and leaves the overseer's alone.
+    let newer = issue_token_for(dir.path(), TokenHolder::Operator).unwrap();
+    assert_eq!(http_request(http, "/status", Some(&operator)).0, 401);
+    assert_eq!(http_request(http, "/status", Some(&newer)).0, 200);
+    assert_eq!(http_request(http, "/status", Some(&overseer)).0, 200);
+
+    let (code, metrics) = http_request(http, "/metrics", None);
+    assert_eq!(code, 200, "{metrics}");
+    assert!(
+        metrics.contains("mamori_sensor_selection_seen_total"),
+        "{metrics}"
+    );
+    sensor.stop();
+}
+
+/// Malformed lines in input files are counted, and a file with nothing but malformed lines
+/// (a binary file forced as Zeek) is a failed file, not a file read (item 7 of the
+/// carrier's review; STYLE 4).
+#[test]
+fn malformed_lines_in_files_are_counted_and_a_file_of_nothing_else_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("capture.bin");
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(&binary, &junk).unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(
+        mamori_core::time::from_millis(1_700_000_000_000).unwrap(),
+    ));
+    let mut cfg = config(dir.path(), false, &[binary], &[]);
+    cfg.files.format = mamori_sensor::files::FileFormat::Zeek;
+    let sensor = start(
+        &cfg,
+        GeoTableBuilder::new().build(),
+        static_key(),
+        rec,
+        clock,
+    );
+    wait_until("the file", Duration::from_secs(30), || sensor.files_done());
+    let c = sensor.stop().counters;
+    assert_eq!((c.files_read, c.file_errors, c.file_records), (0, 1, 0));
+    assert!(c.file_malformed > 0, "{c:?}");
+    assert!(c.prometheus().contains(&format!(
+        "mamori_sensor_file_malformed_total {}",
+        c.file_malformed
+    )));
+
+    // A good file with two bad lines: read, its records kept, the two lines counted.
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("a.binetflow");
+    std::fs::write(
+        &flows,
+        "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,sTos,dTos,TotPkts,TotBytes,SrcBytes,Label\n\
+2011/08/10 09:46:53.047277,3550.182373,udp,212.50.71.179,39678,  <->,147.32.84.229,13363,CON,0,0,12,875,413,flow=Background\n\
+not,a,flow\n\
+2011/08/10 09:46:54.047277,1.0,tcp,212.50.71.180,39679,   ->,147.32.84.229,80,CON,0,0,3,180,120,flow=Background\n\
+2011/99/99 nonsense,1.0,tcp,x,1,   ->,y,80,CON,0,0,3,180,120,flow=Background\n",
+    )
+    .unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let clock = Arc::new(ManualClock::new(
+        mamori_core::time::from_millis(1_700_000_000_000).unwrap(),
+    ));
+    let cfg = config(dir.path(), false, &[flows], &[]);
+    let sensor = start(
+        &cfg,
+        GeoTableBuilder::new().build(),
+        static_key(),
+        rec,
+        clock,
+    );
+    wait_until("the file", Duration::from_secs(30), || sensor.files_done());
+    let c = sensor.stop().counters;
+    assert_eq!((c.files_read, c.file_errors, c.file_records), (1, 0, 2));
+    assert_eq!(c.file_malformed, 2, "{c:?}");
 }
