@@ -21,7 +21,7 @@ pub(crate) struct GlobalArgs {
     /// TOML configuration file [env: MAMORI_CONFIG]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Data directory: SQLite database, keys, local state [default: ./mamori-data] [env: MAMORI_DATA_DIR]
+    /// Data directory [env: MAMORI_DATA_DIR]. The centre's SQLite database, keys and local state [default: ./mamori-data]; for `mamori sensor`, its archive, ledger and pseudonym keys [default: data_dir of the sensor's --config, else /var/lib/mamori-sensor]
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL: postgres://USER@HOST/DB, or sqlite:PATH [default: SQLite in the data directory] [env: MAMORI_DATABASE_URL]
@@ -56,7 +56,7 @@ pub(crate) enum Command {
         #[arg(long)]
         stats: bool,
     },
-    /// The carrier's sensor: run it, ask a running one for its status, its overseer token, its own ledger, its pseudonym keys, re-identification
+    /// The carrier's sensor: run or check it, ask a running one for its status, its operator and overseer tokens, its own ledger, its pseudonym keys, re-identification
     #[command(subcommand)]
     Sensor(SensorCommand),
     /// Find C2 servers, beacons, botnets, scanners, DDoS and indicator hits in flow files
@@ -361,11 +361,16 @@ pub(crate) enum TokenCommand {
 pub(crate) enum SensorCommand {
     /// Run the sensor as configured by --config FILE (see config/sensor.example.toml); --data-dir overrides its data_dir
     Run,
-    /// Print a running sensor's counters and concern list as JSON
+    /// Check --config FILE as `run` would (values, country data, the centre's token, input files, indicator lists) without writing anything, and print the effective policy
+    Check,
+    /// Print a running sensor's status: rates, queues, exporters, files, the concern list (--json: as JSON)
     Status {
-        /// The sensor's HTTP endpoint
+        /// The sensor's HTTP endpoint (plain HTTP)
         #[arg(long, default_value = "http://127.0.0.1:9464")]
         url: String,
+        /// The sensor's operator token (`mamori sensor operator-token`) or its overseer's [env: MAMORI_TOKEN]
+        #[arg(long, env = "MAMORI_TOKEN", hide_env_values = true)]
+        token: String,
     },
     #[command(flatten)]
     Admin(crate::sensor_admin::SensorAdminCommand),

@@ -108,16 +108,26 @@ pub(crate) async fn command(
     cmd: crate::cli::SensorCommand,
     global: &crate::cli::GlobalArgs,
 ) -> anyhow::Result<()> {
+    // As for every command, MAMORI_CONFIG / MAMORI_DATA_DIR stand in for the flags.
+    let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
+    let config = global.config.clone().or_else(|| env("MAMORI_CONFIG"));
+    let data_dir = global.data_dir.clone().or_else(|| env("MAMORI_DATA_DIR"));
     match cmd {
-        crate::cli::SensorCommand::Run => {
-            // As for every command, MAMORI_CONFIG / MAMORI_DATA_DIR stand in for the flags.
-            let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
-            let config = global.config.clone().or_else(|| env("MAMORI_CONFIG"));
-            let data_dir = global.data_dir.clone().or_else(|| env("MAMORI_DATA_DIR"));
-            run(config, data_dir).await
+        crate::cli::SensorCommand::Run => run(config, data_dir).await,
+        crate::cli::SensorCommand::Check => {
+            let out = tokio::task::spawn_blocking(move || {
+                prepare(config, data_dir).map(|p| describe(&p))
+            })
+            .await??;
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{out}");
+            }
+            Ok(())
         }
-        crate::cli::SensorCommand::Status { url } => {
-            tokio::task::spawn_blocking(move || status(&url)).await?
+        crate::cli::SensorCommand::Status { url, token } => {
+            let json = global.json;
+            tokio::task::spawn_blocking(move || status(&url, &token, json)).await?
         }
         crate::cli::SensorCommand::Admin(cmd) => {
             let data_dir = admin_data_dir(global)?;
@@ -132,9 +142,14 @@ pub(crate) async fn command(
     }
 }
 
+/// The sensor's data directory when neither `--data-dir`, `MAMORI_DATA_DIR` nor a
+/// configuration names one: the default of `data_dir` in its configuration. The one
+/// default, the same in `--help`, `config/sensor.example.toml`, the README and the docs.
+pub(crate) const DEFAULT_DATA_DIR: &str = "/var/lib/mamori-sensor";
+
 /// The sensor's data directory for the administration commands: `--data-dir` or
 /// `MAMORI_DATA_DIR`, else the `data_dir` of the sensor configuration `--config` names,
-/// else the default `/var/lib/mamori-sensor`.
+/// else [`DEFAULT_DATA_DIR`].
 fn admin_data_dir(global: &crate::cli::GlobalArgs) -> anyhow::Result<PathBuf> {
     let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
     if let Some(d) = global.data_dir.clone().or_else(|| env("MAMORI_DATA_DIR")) {
@@ -146,44 +161,223 @@ fn admin_data_dir(global: &crate::cli::GlobalArgs) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// `mamori sensor run`.
-async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    crate::logging::init(&log_format())?;
+/// A configuration that passed every check `run` makes before it writes anything.
+struct Prepared {
+    path: PathBuf,
+    cfg: SensorConfig,
+    geo: mamori_flow::GeoTable,
+    centre_token: Option<String>,
+}
+
+/// Every check of `mamori sensor run` that needs no write (issue "ten more defects" items
+/// 8, 9): the file and its values, country data, the centre's token, the input files and
+/// watched directories, the indicator lists and the selection policy. Reads only: `check`
+/// runs exactly this, and `run` writes nothing (no data directory, ledger key or pseudonym
+/// key) before it has passed.
+fn prepare(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<Prepared> {
     let path =
-        config.context("mamori sensor run needs --config FILE (see config/sensor.example.toml)")?;
+        config.context("mamori sensor needs --config FILE (see config/sensor.example.toml)")?;
     let mut cfg = SensorConfig::load(&path)?;
     if let Some(d) = data_dir {
         cfg.data_dir = d;
     }
+    cfg.check_for_run()
+        .with_context(|| format!("checking {}", path.display()))?;
     let base = path
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    std::fs::create_dir_all(&cfg.data_dir)
-        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
-    // Relative country files are taken from the configuration's directory; made absolute
-    // so the runtime's refresh finds them too.
+    // Relative files are taken from the configuration's directory; made absolute so the
+    // runtime's refresh and file readers find them too.
     for p in cfg
         .geo
         .rir_delegated
         .iter_mut()
         .chain(cfg.geo.cidr_lists.iter_mut().map(|l| &mut l.path))
+        .chain(cfg.files.paths.iter_mut())
+        .chain(cfg.files.watch.iter_mut())
+        .chain(cfg.detection.indicators.iter_mut())
     {
         if p.is_relative() {
             *p = base.join(&*p);
         }
     }
+    if cfg.data_dir.exists() && !cfg.data_dir.is_dir() {
+        anyhow::bail!(
+            "data_dir {} is not a directory: name the sensor's data directory",
+            cfg.data_dir.display()
+        );
+    }
     let geo = cfg.geo.load(&base)?;
-    let centre_token = cfg
-        .centre
-        .as_ref()
-        .and_then(|c| std::env::var(&c.token_env).ok());
-    // Relative file inputs are taken from the configuration's directory too.
-    for p in cfg.files.paths.iter_mut().chain(cfg.files.watch.iter_mut()) {
-        if p.is_relative() {
-            *p = base.join(&*p);
+    let centre_token = match &cfg.centre {
+        None => None,
+        Some(c) => match std::env::var(&c.token_env) {
+            Ok(t) if !t.trim().is_empty() => Some(t),
+            _ => anyhow::bail!(
+                "[centre] is configured but the environment variable {} holding the carrier's \
+                 token for {} is not set: set it, or remove [centre] to only count findings",
+                c.token_env,
+                c.url
+            ),
+        },
+    };
+    for p in &cfg.files.paths {
+        std::fs::File::open(p)
+            .with_context(|| format!("[files] paths: cannot read {}", p.display()))?;
+    }
+    for d in &cfg.files.watch {
+        std::fs::read_dir(d)
+            .with_context(|| format!("[files] watch: cannot list {}", d.display()))?;
+    }
+    if !cfg.detection.indicators.is_empty() {
+        mamori_sensor::runtime::load_indicators(&cfg.detection.indicators)?;
+    }
+    // The policy's own checks (the key here only lets it be built; none is made or read).
+    mamori_flow::Selector::new(cfg.selection.clone(), &CryptoPanKey::from_bytes([0; 32]))
+        .context("selection policy")?;
+    Ok(Prepared {
+        path,
+        cfg,
+        geo,
+        centre_token,
+    })
+}
+
+/// The effective policy, as `mamori sensor check` prints it.
+fn describe(p: &Prepared) -> String {
+    use std::fmt::Write as _;
+    let c = &p.cfg;
+    let d = mamori_sensor::config::format_duration;
+    let mut o = String::new();
+    let _ = writeln!(o, "{}: the sensor can start with it.", p.path.display());
+    let _ = writeln!(o, "data directory      {}", c.data_dir.display());
+    let sel = &c.selection;
+    let prefixes: Vec<String> = sel
+        .subscriber_prefixes
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let _ = writeln!(
+        o,
+        "subscribers         {} (always pseudonymised)",
+        if prefixes.is_empty() {
+            "none listed".to_owned()
+        } else {
+            prefixes.join(", ")
+        }
+    );
+    let _ = writeln!(o, "home country        {}", sel.home_country);
+    let _ = writeln!(
+        o,
+        "unknown country     counted as {:?}",
+        sel.unknown_country
+    );
+    let (v4, v6) = p.geo.ranges();
+    let _ = writeln!(
+        o,
+        "country data        {} file(s), {v4} IPv4 and {v6} IPv6 ranges, checked every {}",
+        c.geo.rir_delegated.len() + c.geo.cidr_lists.len(),
+        d(c.geo.refresh)
+    );
+    let _ = writeln!(
+        o,
+        "kept                flows with a foreign end: aggregates per server every {} s \
+         (at most {}), per flow only for servers on the concern list",
+        sel.aggregate_bin_seconds, sel.max_aggregates
+    );
+    for r in &sel.drop_rules {
+        let _ = writeln!(
+            o,
+            "dropped by rule     {:?} {:?} ports {:?}",
+            r.name, r.protocol, r.ports
+        );
+    }
+    let _ = writeln!(
+        o,
+        "retention           flows {}, aggregates {}",
+        d(c.retention.flows),
+        d(c.retention.aggregates)
+    );
+    let _ = writeln!(
+        o,
+        "detection           {}; window {}, score ≥ {}, concerns expire after {}, {} indicator list(s)",
+        if c.detection.enabled { "on" } else { "off" },
+        d(c.detection.window),
+        c.detection.min_score,
+        d(c.detection.concern_expiry),
+        c.detection.indicators.len()
+    );
+    let listen: Vec<String> = c.collector.listen.iter().map(ToString::to_string).collect();
+    let exporters: Vec<String> = c
+        .collector
+        .exporters
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let _ = writeln!(
+        o,
+        "UDP                 {}; exporters {}; at most {} counted one by one",
+        if listen.is_empty() {
+            "off".to_owned()
+        } else {
+            listen.join(", ")
+        },
+        if exporters.is_empty() {
+            "any source".to_owned()
+        } else {
+            exporters.join(", ")
+        },
+        c.collector.max_exporters
+    );
+    let _ = writeln!(
+        o,
+        "files               {} file(s), {} watched director(y/ies), format {:?}",
+        c.files.paths.len(),
+        c.files.watch.len(),
+        c.files.format
+    );
+    match &c.centre {
+        Some(centre) => {
+            let _ = writeln!(
+                o,
+                "centre              {} as TLP:{}, token from {} (set)",
+                centre.url, centre.tlp, centre.token_env
+            );
+        }
+        None => {
+            let _ = writeln!(
+                o,
+                "centre              none: findings are counted and logged only"
+            );
         }
     }
+    let _ = writeln!(
+        o,
+        "HTTP                {}",
+        if c.http.enabled {
+            format!(
+                "http://{} (plain HTTP): /metrics open, /status with the operator's or overseer's token",
+                c.http.listen
+            )
+        } else {
+            "off".to_owned()
+        }
+    );
+    o
+}
+
+/// `mamori sensor run`.
+async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    crate::logging::init(&log_format())?;
+    let Prepared {
+        cfg,
+        geo,
+        centre_token,
+        ..
+    } = tokio::task::spawn_blocking(move || prepare(config, data_dir)).await??;
+    // Every check passed: from here on the data directory is written.
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating {}", cfg.data_dir.display()))?;
     let clock: Arc<dyn mamori_core::Clock> = Arc::new(mamori_core::time::SystemClock);
     let ledger = Arc::new(
         SensorLedger::open(
@@ -241,9 +435,10 @@ async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Resu
     Ok(())
 }
 
-/// `mamori sensor status --url URL`: prints the running sensor's status as JSON.
+/// `mamori sensor status --url URL --token TOKEN`: the running sensor's status, for a
+/// person (rates, queues, exporters, files, the concern list) or as JSON (`--json`).
 #[allow(clippy::print_stdout)]
-fn status(url: &str) -> anyhow::Result<()> {
+fn status(url: &str, token: &str, json: bool) -> anyhow::Result<()> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(10)))
         .http_status_as_error(false)
@@ -252,6 +447,7 @@ fn status(url: &str) -> anyhow::Result<()> {
     let url = format!("{}/status", url.trim_end_matches('/'));
     let resp = agent
         .get(&url)
+        .header("Authorization", &format!("Bearer {}", token.trim()))
         .call()
         .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
     let status = resp.status();
@@ -265,6 +461,136 @@ fn status(url: &str) -> anyhow::Result<()> {
         anyhow::bail!("GET {url}: HTTP {status}: {text}");
     }
     let v: serde_json::Value = serde_json::from_str(&text).context("the status is not JSON")?;
-    println!("{}", serde_json::to_string_pretty(&v)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!(
+            "{}",
+            readable(
+                &v,
+                mamori_core::Clock::now(&mamori_core::time::SystemClock).timestamp_millis()
+            )
+        );
+    }
     Ok(())
+}
+
+/// The status for a person. Rates are averages since start (the status holds totals).
+fn readable(v: &serde_json::Value, now_ms: i64) -> String {
+    use std::fmt::Write as _;
+    let n = |p: &str| {
+        v.pointer(p)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let up = v["uptime_seconds"].as_f64().unwrap_or(0.0).max(1e-9);
+    let rate = |total: u64| total as f64 / up;
+    let mut o = String::new();
+    let _ = writeln!(o, "up {:.0} s", up);
+    let seen = n("/selection/seen");
+    let _ = writeln!(
+        o,
+        "records        {seen} seen ({:.1}/s), {} kept per flow, {} aggregated, {} dropped by the selection",
+        rate(seen),
+        n("/selection/kept_per_flow"),
+        n("/selection/aggregated"),
+        v["selection"]["dropped"].as_object().map_or(0, |m| m
+            .values()
+            .filter_map(serde_json::Value::as_u64)
+            .sum::<u64>())
+    );
+    let _ = writeln!(
+        o,
+        "UDP            {} rejected (not an allowed exporter), {} dropped by the kernel (receive buffer full)",
+        n("/collector/rejected_datagrams"),
+        n("/collector/kernel_drops")
+    );
+    if let Some(exporters) = v["exporters"].as_object() {
+        for (name, e) in exporters {
+            let g = |k: &str| e[k].as_u64().unwrap_or(0);
+            let last = e["last_datagram_ms"].as_i64().unwrap_or(0);
+            let ago = if last > 0 {
+                format!(
+                    "last datagram {:.0} s ago",
+                    (now_ms - last).max(0) as f64 / 1000.0
+                )
+            } else {
+                "no datagram yet".to_owned()
+            };
+            let malformed: u64 = e["anomalies"].as_object().map_or(0, |m| {
+                m.values().filter_map(serde_json::Value::as_u64).sum()
+            });
+            let _ = writeln!(
+                o,
+                "  exporter {name:<15} {} datagrams ({:.1}/s), {} records, {malformed} anomalies, {} records dropped; {ago}",
+                g("datagrams"),
+                rate(g("datagrams")),
+                g("records"),
+                g("dropped_records"),
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "files          {} read, {} failed, {} pending; {} records, {} malformed lines",
+        n("/files_read"),
+        n("/file_errors"),
+        n("/files_pending"),
+        n("/file_records"),
+        n("/file_malformed")
+    );
+    if let Some(queues) = v["queues"].as_object() {
+        for (stage, q) in queues {
+            let g = |k: &str| q[k].as_u64().unwrap_or(0);
+            let _ = writeln!(
+                o,
+                "  queue to {stage:<8} {} records waiting (capacity {} batches), {} batches dropped",
+                g("depth_records"),
+                g("capacity"),
+                g("dropped_batches"),
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "archive        {} files, {} bytes, {} write errors; {} expired files deleted, {} deletions pending",
+        n("/archive/files"),
+        n("/archive/bytes"),
+        n("/archive/errors"),
+        n("/archive/reaped_files"),
+        n("/archive/reaped_pending")
+    );
+    let _ = writeln!(
+        o,
+        "detection      {} windows, {} findings ({} reported, {} posted, {} failed)",
+        n("/detection/windows"),
+        n("/detection/findings"),
+        n("/detection/findings_reported"),
+        n("/detection/findings_posted"),
+        n("/detection/findings_post_failed")
+    );
+    let _ = writeln!(
+        o,
+        "memory         {} MiB resident (peak {} MiB), {:.1} s CPU",
+        n("/process/resident_bytes") >> 20,
+        n("/process/max_resident_bytes") >> 20,
+        v.pointer("/process/cpu_seconds")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    );
+    let concerns = v["concern_list"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let _ = writeln!(o, "concern list   {} server(s)", concerns.len());
+    for c in concerns {
+        let _ = writeln!(
+            o,
+            "  {} until {}: {}",
+            c["server"].as_str().unwrap_or("?"),
+            c["expires_at"].as_str().unwrap_or("?"),
+            c["reason"].as_str().unwrap_or("")
+        );
+    }
+    o
 }

@@ -1,15 +1,17 @@
 //! `mamori sensor …` administration at the carrier (issue 6 parts 1, 2; CI-4, CI-5, CI-9):
-//! the overseer's token, the sensor's ledger, its pseudonym keys, and re-identification of
+//! the overseer's and the operator's tokens, the sensor's ledger, its pseudonym keys, and re-identification of
 //! one pseudonymised address — recorded in the sensor's ledger *before* it is revealed.
 //!
-//! These commands work on the sensor's data directory (`--data-dir`) directly, beside a
-//! running sensor or without one: the ledger's file lock makes them append in turn.
+//! These commands work on the sensor's data directory (`--data-dir`, else the `data_dir`
+//! of `--config`, else `/var/lib/mamori-sensor`) directly, beside a running sensor or
+//! without one: the ledger's file lock makes them append in turn. They never make a data
+//! directory or a ledger: one without a sensor's data is refused.
 
 use anyhow::Context;
 use clap::Subcommand;
 use mamori_core::entry::Actor;
 use mamori_core::time::{Clock, SystemClock};
-use mamori_sensor::http_ledger;
+use mamori_sensor::http_ledger::{self, TokenHolder};
 use mamori_sensor::keys::KeyRing;
 use mamori_sensor::ledger::{LedgerConfig, SensorLedger};
 use std::path::Path;
@@ -18,8 +20,10 @@ use std::sync::Arc;
 /// The administration subcommands of `mamori sensor` (flattened into it).
 #[derive(Debug, Subcommand)]
 pub(crate) enum SensorAdminCommand {
-    /// Make a new overseer token for this sensor's ledger endpoints and print it once (replaces any earlier one)
+    /// Make a new overseer token for this sensor's ledger endpoints and /status, and print it once (replaces any earlier one)
     OverseerToken,
+    /// Make a new operator token for this sensor's /status (`mamori sensor status`), and print it once (replaces any earlier one)
+    OperatorToken,
     /// The sensor's own ledger: verify it locally
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -65,16 +69,43 @@ pub(crate) fn local_actor() -> Actor {
     }
 }
 
+/// Refuses a directory that holds no sensor: these commands work on a sensor's data and
+/// never make one (issue "ten more defects" item 10: `keys` made a ledger key in the
+/// default directory). The tokens need the directory; the rest its ledger.
+fn sensor_data(data_dir: &Path, needs_ledger: bool) -> anyhow::Result<()> {
+    let what = if needs_ledger {
+        data_dir.join("ledger")
+    } else {
+        data_dir.to_path_buf()
+    };
+    if !what.is_dir() {
+        anyhow::bail!(
+            "{} holds no sensor data (no {}): name the sensor's data directory with --data-dir \
+             DIR or its configuration with --config FILE (the default is {}); `mamori sensor \
+             run` makes it",
+            data_dir.display(),
+            what.display(),
+            crate::sensor::DEFAULT_DATA_DIR
+        );
+    }
+    Ok(())
+}
+
 /// Runs one administration command; returns what to print.
 pub(crate) fn run(data_dir: &Path, cmd: SensorAdminCommand) -> anyhow::Result<String> {
+    let needs_ledger = !matches!(
+        cmd,
+        SensorAdminCommand::OverseerToken | SensorAdminCommand::OperatorToken
+    );
+    sensor_data(data_dir, needs_ledger)?;
     match cmd {
-        SensorAdminCommand::OverseerToken => {
-            let token = http_ledger::issue_token(data_dir).with_context(|| {
-                format!(
-                    "storing the overseer token's digest in {}",
-                    data_dir.display()
-                )
-            })?;
+        SensorAdminCommand::OverseerToken | SensorAdminCommand::OperatorToken => {
+            let holder = match cmd {
+                SensorAdminCommand::OperatorToken => TokenHolder::Operator,
+                _ => TokenHolder::Overseer,
+            };
+            let token = http_ledger::issue_token_for(data_dir, holder)
+                .with_context(|| format!("storing the token's digest in {}", data_dir.display()))?;
             Ok(token)
         }
         SensorAdminCommand::Keys => {

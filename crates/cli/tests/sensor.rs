@@ -177,11 +177,46 @@ listen = "127.0.0.1:0"
         }
     };
 
+    // `/status` names servers: it needs the carrier's operator token (CI-5).
+    let refused = mamori()
+        .args(["sensor", "status", "--url", &format!("http://{http}")])
+        .args(["--token", "mamori_operator_guess"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let operator = mamori()
+        .arg("--data-dir")
+        .arg(&sensor_dir)
+        .args(["sensor", "operator-token"])
+        .output()
+        .unwrap();
+    assert!(
+        operator.status.success(),
+        "{}",
+        String::from_utf8_lossy(&operator.stderr)
+    );
+    let operator = String::from_utf8(operator.stdout)
+        .unwrap()
+        .trim()
+        .to_owned();
+
     // Wait until the finding is posted, watching through `mamori sensor status`.
     let deadline = Instant::now() + Duration::from_secs(60);
     let status_text = loop {
         let out = mamori()
-            .args(["sensor", "status", "--url", &format!("http://{http}")])
+            .args([
+                "--json",
+                "sensor",
+                "status",
+                "--url",
+                &format!("http://{http}"),
+            ])
+            .env("MAMORI_TOKEN", &operator)
             .output()
             .unwrap();
         assert!(
@@ -202,6 +237,25 @@ listen = "127.0.0.1:0"
         assert!(Instant::now() < deadline, "nothing posted: {text}\n{log}");
         std::thread::sleep(Duration::from_millis(200));
     };
+    // The same, for a person.
+    let out = mamori()
+        .args(["sensor", "status", "--url", &format!("http://{http}")])
+        .args(["--token", &operator])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let readable = String::from_utf8(out.stdout).unwrap();
+    for needle in [
+        "files          1 read, 0 failed, 0 pending",
+        "queue to select",
+        "concern list   1 server(s)",
+        "  141.193.213.21 until ",
+    ] {
+        assert!(
+            readable.contains(needle),
+            "{needle:?} missing from\n{readable}"
+        );
+    }
     let (code, metrics) = http_get(&http, "/metrics", None);
     assert_eq!(code, 200);
     assert!(
@@ -307,7 +361,7 @@ listen = "127.0.0.1:0"
             .any(|f| f.extension().is_some_and(|e| e == "parquet")),
         "{files:?}"
     );
-    let mut outputs = vec![log, status_text, metrics, body];
+    let mut outputs = vec![log, status_text, readable, metrics, body];
     for f in files {
         outputs.push(String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned());
     }

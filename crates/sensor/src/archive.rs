@@ -1025,15 +1025,19 @@ pub(crate) mod duration_text {
     use std::time::Duration;
 
     pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(*d))
+    }
+
+    /// A duration as the configuration writes it: `7d`, `1h`, `90s`.
+    pub fn format(d: Duration) -> String {
         let secs = d.as_secs();
-        let text = match secs {
+        match secs {
             0 => "0s".to_owned(),
             _ if secs.is_multiple_of(86_400) => format!("{}d", secs / 86_400),
             _ if secs.is_multiple_of(3_600) => format!("{}h", secs / 3_600),
             _ if secs.is_multiple_of(60) => format!("{}m", secs / 60),
             _ => format!("{secs}s"),
-        };
-        s.serialize_str(&text)
+        }
     }
 
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

@@ -11,6 +11,7 @@
 //! **API boundary:** [`SensorConfig::from_toml`] / [`SensorConfig::load`]; the parts are
 //! handed to the runtime ([`crate::runtime`]).
 
+pub use crate::archive::duration_text::format as format_duration;
 use crate::archive::{RetentionPolicy, duration_text};
 use crate::collector::CollectorConfig;
 use crate::files::FileFormat;
