@@ -279,6 +279,23 @@ fn describe(p: &Prepared) -> String {
         c.geo.rir_delegated.len() + c.geo.cidr_lists.len(),
         d(c.geo.refresh)
     );
+    if let Some(age) = c
+        .geo
+        .oldest_age(mamori_core::Clock::now(&mamori_core::time::SystemClock))
+    {
+        let stale = !c.geo.max_age.is_zero() && age > c.geo.max_age;
+        let _ = writeln!(
+            o,
+            "country data age    oldest file {} day(s) (max_age {}){}",
+            age.as_secs() / 86_400,
+            d(c.geo.max_age),
+            if stale {
+                ": OUT OF DATE, fetch the RIRs' current files"
+            } else {
+                ""
+            }
+        );
+    }
     let _ = writeln!(
         o,
         "kept                flows with a foreign end: aggregates per server every {} s \

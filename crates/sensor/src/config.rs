@@ -116,6 +116,11 @@ pub struct GeoConfig {
     /// file reloads the table, swapped in without pausing ingest. `0s`: never.
     #[serde(with = "duration_text")]
     pub refresh: Duration,
+    /// When a file is older than this (by its modification time) the sensor warns — in
+    /// its log, `/metrics` (`geo_data_stale`) and `/status` — that the countries it
+    /// selects by are out of date. `0s`: never.
+    #[serde(with = "duration_text")]
+    pub max_age: Duration,
 }
 
 impl Default for GeoConfig {
@@ -124,6 +129,7 @@ impl Default for GeoConfig {
             rir_delegated: Vec::new(),
             cidr_lists: Vec::new(),
             refresh: Duration::from_secs(3600),
+            max_age: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -159,6 +165,34 @@ impl GeoConfig {
             usable(&path, &report)?;
         }
         Ok(b.build())
+    }
+}
+
+impl GeoConfig {
+    /// Every country file, RIR files first.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.rir_delegated
+            .iter()
+            .cloned()
+            .chain(self.cidr_lists.iter().map(|l| l.path.clone()))
+            .collect()
+    }
+
+    /// The age at `now` of the oldest country file (by modification time; a file that
+    /// cannot be read counts as infinitely old), or `None` without files.
+    pub fn oldest_age(&self, now: mamori_core::Timestamp) -> Option<Duration> {
+        self.files()
+            .iter()
+            .map(|p| {
+                std::fs::metadata(p)
+                    .and_then(|m| m.modified())
+                    .map(|t| {
+                        let modified = chrono::DateTime::<chrono::Utc>::from(t);
+                        (now - modified).to_std().unwrap_or(Duration::ZERO)
+                    })
+                    .unwrap_or(Duration::MAX)
+            })
+            .max()
     }
 }
 

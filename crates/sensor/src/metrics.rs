@@ -116,6 +116,10 @@ pub struct Metrics {
     pub geo_reloads: AtomicU64,
     /// Refreshes that failed (the table in force stayed).
     pub geo_reload_errors: AtomicU64,
+    /// Age of the oldest country file, seconds (checked every minute).
+    pub geo_age_seconds: AtomicU64,
+    /// 1 while that age is over `[geo] max_age`.
+    pub geo_stale: AtomicU64,
     /// Indicator lists reloaded after a change.
     pub indicator_reloads: AtomicU64,
     /// Reloads that failed (the set in force stayed).
@@ -180,6 +184,8 @@ impl Metrics {
             keys_retired: z(),
             geo_reloads: z(),
             geo_reload_errors: z(),
+            geo_age_seconds: z(),
+            geo_stale: z(),
             indicator_reloads: z(),
             indicator_reload_errors: z(),
             detect_records: z(),
@@ -293,6 +299,8 @@ impl Metrics {
                 post_attempt_errors: g(&self.post_attempt_errors),
                 geo_reloads: g(&self.geo_reloads),
                 geo_reload_errors: g(&self.geo_reload_errors),
+                geo_age_seconds: g(&self.geo_age_seconds),
+                geo_stale: g(&self.geo_stale) > 0,
                 indicator_reloads: g(&self.indicator_reloads),
                 indicator_reload_errors: g(&self.indicator_reload_errors),
             },
@@ -416,6 +424,10 @@ pub struct DetectionSnapshot {
     pub geo_reloads: u64,
     /// Refreshes that failed (the table in force stayed).
     pub geo_reload_errors: u64,
+    /// Age of the oldest country file, seconds.
+    pub geo_age_seconds: u64,
+    /// Whether that age is over `[geo] max_age` (the selection's countries are out of date).
+    pub geo_stale: bool,
     /// Indicator lists reloaded after a change.
     pub indicator_reloads: u64,
     /// Reloads that failed (the set in force stayed).
@@ -786,6 +798,18 @@ impl Snapshot {
             "counter",
             "Country table refreshes that failed (the table in force stayed).",
             &one(self.detection.geo_reload_errors),
+        );
+        metric(
+            "geo_data_age_seconds",
+            "gauge",
+            "Age of the oldest country file (by modification time).",
+            &one(self.detection.geo_age_seconds),
+        );
+        metric(
+            "geo_data_stale",
+            "gauge",
+            "1 while the oldest country file is older than [geo] max_age.",
+            &one(u64::from(self.detection.geo_stale)),
         );
         metric(
             "indicator_reloads_total",

@@ -457,6 +457,22 @@ impl Sensor {
             stages.push(spawn("sensor geo", move || reloader.run())?);
         }
 
+        // The country files' age: a warning when they are out of date.
+        if !cfg.geo.max_age.is_zero() && !cfg.geo.files().is_empty() {
+            let watch = GeoAge {
+                geo: cfg.geo.clone(),
+                clock: Arc::clone(&deps.clock),
+                metrics: Arc::clone(&metrics),
+            };
+            let s = Arc::clone(&stop);
+            stages.push(spawn("sensor geo age", move || {
+                let mut was_stale = false;
+                periodically(&s, GEO_AGE_EVERY, true, || {
+                    was_stale = watch.check(was_stale);
+                });
+            })?);
+        }
+
         // Detection.
         let detect_tx = if cfg.detection.enabled {
             let slot = Arc::new(IndicatorSlot::default());
@@ -837,6 +853,42 @@ impl GeoReloader {
                 }
             }
         });
+    }
+}
+
+/// How often the country files' age is checked.
+const GEO_AGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Warns when the country files are older than `[geo] max_age` (a carrier's engineer: the
+/// selection by country is only as good as the files' date): in the log when they become
+/// out of date, and in `geo_data_age_seconds` / `geo_data_stale` all along.
+struct GeoAge {
+    geo: crate::config::GeoConfig,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+}
+
+impl GeoAge {
+    /// Updates the gauges; returns whether the files are out of date now.
+    fn check(&self, was_stale: bool) -> bool {
+        let Some(age) = self.geo.oldest_age(self.clock.now()) else {
+            return false;
+        };
+        let stale = age > self.geo.max_age;
+        self.metrics
+            .geo_age_seconds
+            .store(age.as_secs(), Ordering::Relaxed);
+        self.metrics
+            .geo_stale
+            .store(u64::from(stale), Ordering::Relaxed);
+        if stale && !was_stale {
+            tracing::warn!(
+                age_days = age.as_secs() / 86_400,
+                max_age_days = self.geo.max_age.as_secs() / 86_400,
+                "the country files are out of date: fetch the RIRs' current delegation files (they publish daily)"
+            );
+        }
+        stale
     }
 }
 

@@ -979,3 +979,34 @@ not,a,flow\n\
     assert_eq!((c.files_read, c.file_errors, c.file_records), (1, 0, 2));
     assert_eq!(c.file_malformed, 2, "{c:?}");
 }
+
+/// Country files older than `[geo] max_age` are reported as out of date, in `/status` and
+/// `/metrics` (and the log), by the injected clock: the selection by country is only as
+/// good as the files' date.
+#[test]
+fn country_files_older_than_max_age_are_reported_out_of_date() {
+    for (days_later, stale) in [(0, false), (40, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let list = dir.path().join("us.cidr");
+        std::fs::write(&list, "192.0.2.0/24\n").unwrap();
+        let (_, mut cfg) = us_list_config(dir.path(), &list);
+        cfg.geo.max_age = Duration::from_secs(30 * 86_400);
+        let geo = cfg.geo.load(Path::new("")).unwrap();
+        let now = mamori_core::Clock::now(&mamori_core::time::SystemClock)
+            + chrono::Duration::days(days_later);
+        let clock = Arc::new(ManualClock::new(now));
+        let rec = Arc::new(MemRecorder::default());
+        let sensor = start(&cfg, geo, static_key(), rec, clock);
+        wait_until("the age checked", Duration::from_secs(10), || {
+            let d = status(&sensor).counters.detection;
+            d.geo_age_seconds >= (days_later as u64) * 86_400 && d.geo_stale == stale
+        });
+        let end = sensor.stop();
+        let text = end.counters.prometheus();
+        assert!(
+            text.contains(&format!("mamori_sensor_geo_data_stale {}", u8::from(stale))),
+            "{text}"
+        );
+        assert!(end.counters.detection.geo_age_seconds < (days_later as u64 + 1) * 86_400);
+    }
+}
