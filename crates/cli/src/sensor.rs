@@ -426,10 +426,19 @@ async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Resu
     };
     let routes =
         http_ledger::router_with_clock(ledger, OverseerAuth::from_data_dir(&cfg.data_dir), clock);
+    let data_dir = cfg.data_dir.clone();
     let sensor = tokio::task::spawn_blocking(move || Sensor::start_with_routes(&cfg, deps, routes))
         .await??;
     if let Some(addr) = sensor.http_addr() {
-        tracing::info!(%addr, "metrics at http://{addr}/metrics, status at http://{addr}/status");
+        tracing::info!(%addr, "metrics at http://{addr}/metrics, status at http://{addr}/status (with a token)");
+        if !data_dir
+            .join(http_ledger::OPERATOR_TOKEN_DIGEST_FILE)
+            .exists()
+        {
+            tracing::info!(
+                "no operator token yet: /status refuses every request until `mamori sensor operator-token` makes one"
+            );
+        }
     }
     let view = sensor.view();
     use tokio::signal::unix::{SignalKind, signal};

@@ -1,7 +1,8 @@
 //! The sensor's ledger served to the overseer (issue 6 part 2; CI-5, CI-9; DESIGN
 //! invariant 7) with the **same paths, query parameters and JSON** as the centre's
 //! (`crates/server/src/ledger.rs`, `docs/LEDGER.md`), so `mamori audit verify --url
-//! https://sensor.carrier.example.jp` checks a sensor exactly as it checks the centre:
+//! http://sensor.carrier.example.jp:9464` (the sensor serves plain HTTP) checks a sensor
+//! exactly as it checks the centre:
 //!
 //! | endpoint | who |
 //! |---|---|

@@ -9,7 +9,10 @@
 //!
 //! **Architecture invariant:** counters hold numbers and exporter (router) addresses only:
 //! no flow address, pseudonymised or not, is ever a label (DESIGN invariant 2 — and a
-//! label per address would make the series unbounded).
+//! label per address would make the series unbounded). The exporters are the carrier's own
+//! routers, so `/metrics` may stay open; their number is bounded by the collector's
+//! allow-list and cap (the rest are one `other` series). What names servers (the concern
+//! list) is only in `/status`, behind a token.
 //!
 //! **API boundary:** the stages bump the public atomics of [`Metrics`]; [`Metrics::snapshot`]
 //! reads them all at once with the collector's per-exporter [`Stats`].
