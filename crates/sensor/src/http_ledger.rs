@@ -165,10 +165,10 @@ impl StatusAuth {
         }
     }
 
-    /// `Ok` when `headers` carry the operator's or the overseer's token; otherwise the
-    /// response to send (401, the centre's error body, `WWW-Authenticate: Bearer`).
-    pub fn authorize(&self, headers: &HeaderMap) -> Result<(), Response> {
-        self.check(headers).map_err(IntoResponse::into_response)
+    /// `Ok` when `headers` carry the operator's or the overseer's token; otherwise why not,
+    /// as a response (401, the centre's error body, `WWW-Authenticate: Bearer`).
+    pub fn authorize(&self, headers: &HeaderMap) -> Result<(), Refused> {
+        self.check(headers).map_err(Refused)
     }
 
     fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -190,6 +190,16 @@ impl StatusAuth {
                 "the token is neither this sensor's operator token nor its overseer's",
             )),
         }
+    }
+}
+
+/// A request [`StatusAuth`] refused; its response says what to send.
+#[derive(Debug)]
+pub struct Refused(ApiError);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        self.0.into_response()
     }
 }
 

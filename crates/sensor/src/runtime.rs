@@ -274,7 +274,7 @@ pub fn http_router(view: SensorView, auth: StatusAuth) -> Router {
     ) -> Response {
         match auth.authorize(&headers) {
             Ok(()) => axum::Json(v.status()).into_response(),
-            Err(refused) => refused,
+            Err(refused) => refused.into_response(),
         }
     }
     Router::new()
