@@ -196,7 +196,6 @@ fn prepare(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result
         .chain(cfg.geo.cidr_lists.iter_mut().map(|l| &mut l.path))
         .chain(cfg.files.paths.iter_mut())
         .chain(cfg.files.watch.iter_mut())
-        .chain(cfg.detection.indicators.iter_mut())
     {
         if p.is_relative() {
             *p = base.join(&*p);

@@ -10,7 +10,9 @@ use mamori_core::time::ManualClock;
 use mamori_ledger::{
     Checkpoint, Hash, MemoryTree, leaf_hash, verify_consistency, verify_inclusion,
 };
-use mamori_sensor::http_ledger::{OverseerAuth, issue_token, router_with_clock};
+use mamori_sensor::http_ledger::{
+    OverseerAuth, TokenHolder, issue_token, issue_token_for, router_with_clock,
+};
 use mamori_sensor::ledger::{LedgerConfig, SensorLedger};
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,12 +127,19 @@ fn public_checkpoint_and_key_verify_each_other() {
 #[test]
 fn protected_endpoints_need_the_overseer_token() {
     let s = start(3);
+    // The carrier's operator token reads /status, never the ledger's entries or proofs.
+    let operator = issue_token_for(s._data.path(), TokenHolder::Operator).unwrap();
     for path in [
         "/api/v1/ledger/entries",
         "/api/v1/ledger/proof/inclusion?index=0&size=3",
         "/api/v1/ledger/proof/consistency?from=1&to=3",
     ] {
-        for token in [None, Some("mamori_overseer_wrong"), Some("")] {
+        for token in [
+            None,
+            Some("mamori_overseer_wrong"),
+            Some(""),
+            Some(operator.as_str()),
+        ] {
             let (status, body, auth) = s.get(path, token);
             assert_eq!(status, 401, "{path} {token:?}: {body}");
             assert_eq!(auth.as_deref(), Some("Bearer"));
