@@ -242,6 +242,22 @@ fn prepare(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result
     })
 }
 
+/// Whether the UDP and HTTP addresses can be bound, tried (and let go) before anything is
+/// written, so a port in use refuses the start before the ledger or a key is made. Not in
+/// `check`, which may run beside the sensor that holds them.
+fn ports_free(cfg: &SensorConfig) -> anyhow::Result<()> {
+    for addr in &cfg.collector.listen {
+        std::net::UdpSocket::bind(addr)
+            .with_context(|| format!("[collector] listen: cannot listen on UDP {addr}"))?;
+    }
+    if cfg.http.enabled {
+        let addr = cfg.http.listen;
+        std::net::TcpListener::bind(addr)
+            .with_context(|| format!("[http] listen: cannot listen on {addr}"))?;
+    }
+    Ok(())
+}
+
 /// The effective policy, as `mamori sensor check` prints it.
 fn describe(p: &Prepared) -> String {
     use std::fmt::Write as _;
@@ -391,6 +407,7 @@ async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Resu
         centre_token,
         ..
     } = tokio::task::spawn_blocking(move || prepare(config, data_dir)).await??;
+    ports_free(&cfg)?;
     // Every check passed: from here on the data directory is written.
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating {}", cfg.data_dir.display()))?;

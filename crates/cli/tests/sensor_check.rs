@@ -24,7 +24,7 @@ fn config(dir: &Path, extra: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "data_dir = {data:?}\n[collector]\nlisten = []\n[selection]\nsubscriber_prefixes = [\"203.0.113.0/24\"]\n{extra}\n[geo]\ncidr_lists = [{{ country = \"JP\", path = {list:?} }}]\n",
+            "data_dir = {data:?}\n[collector]\nlisten = []\n[selection]\nsubscriber_prefixes = [\"203.0.113.0/24\"]\n{extra}\n[geo]\ncidr_lists = [{{ country = \"JP\", path = {list:?} }}]\n[http]\nlisten = \"127.0.0.1:0\"\n",
             data = dir.join("data")
         ),
     )
@@ -139,6 +139,28 @@ fn a_refused_start_writes_nothing() {
             "{cmd} wrote before refusing"
         );
     }
+    // A UDP port in use: refused before the ledger or a key is made.
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let cfg = config(dir.path(), "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "listen = []",
+        &format!("listen = [\"{}\"]", taken.local_addr().unwrap()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = mamori()
+        .args(["sensor", "run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot listen on UDP"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "run wrote before refusing"
+    );
     let missing = dir.path().join("no-such.pcap");
     let cfg = config(dir.path(), &format!("[files]\npaths = [{missing:?}]"));
     let out = mamori()
