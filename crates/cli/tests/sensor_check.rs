@@ -117,28 +117,32 @@ fn check_refuses_settings_that_would_silently_change_what_is_kept() {
 
 /// With [centre] and no token, or an input file missing, the start is refused before
 /// anything is written: no data directory, ledger key or pseudonym key (item 9).
+/// `mamori sensor CMD --config CFG` (without `unset`): refused, naming `needle`, and the
+/// data directory beside `cfg` not made.
+fn refused(cmd: &str, cfg: &Path, unset: &str, needle: &str) {
+    let out = mamori()
+        .args(["sensor", cmd, "--config"])
+        .arg(cfg)
+        .env_remove(unset)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{cmd}: {err}");
+    assert!(err.contains(needle), "{cmd}: {needle:?} missing from {err}");
+    let data = cfg.parent().unwrap().join("data");
+    assert!(!data.exists(), "{cmd} wrote before refusing");
+}
+
 #[test]
 fn a_refused_start_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
+    let unset = "TEST_SENSOR_TOKEN_UNSET";
     let cfg = config(
         dir.path(),
-        "[centre]\nurl = \"http://127.0.0.1:9\"\ntoken_env = \"TEST_SENSOR_TOKEN_UNSET\"",
+        &format!("[centre]\nurl = \"http://127.0.0.1:9\"\ntoken_env = \"{unset}\""),
     );
-    for cmd in ["check", "run"] {
-        let out = mamori()
-            .args(["sensor", cmd, "--config"])
-            .arg(&cfg)
-            .env_remove("TEST_SENSOR_TOKEN_UNSET")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{cmd}: {err}");
-        assert!(err.contains("TEST_SENSOR_TOKEN_UNSET"), "{cmd}: {err}");
-        assert!(
-            !dir.path().join("data").exists(),
-            "{cmd} wrote before refusing"
-        );
-    }
+    refused("check", &cfg, unset, unset);
+    refused("run", &cfg, unset, unset);
     // A UDP port in use: refused before the ledger or a key is made.
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let cfg = config(dir.path(), "");
@@ -147,36 +151,11 @@ fn a_refused_start_writes_nothing() {
         &format!("listen = [\"{}\"]", taken.local_addr().unwrap()),
     );
     std::fs::write(&cfg, text).unwrap();
-    let out = mamori()
-        .args(["sensor", "run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("cannot listen on UDP"),
-        "{err}"
-    );
-    assert!(
-        !dir.path().join("data").exists(),
-        "run wrote before refusing"
-    );
+    refused("run", &cfg, unset, "cannot listen on UDP");
+    // An input file that is not there.
     let missing = dir.path().join("no-such.pcap");
     let cfg = config(dir.path(), &format!("[files]\npaths = [{missing:?}]"));
-    let out = mamori()
-        .args(["sensor", "run", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("no-such.pcap"),
-        "{err}"
-    );
-    assert!(
-        !dir.path().join("data").exists(),
-        "run wrote before refusing"
-    );
+    refused("run", &cfg, unset, "no-such.pcap");
 }
 
 /// The administration commands work on a sensor's data and never make one (item 10: `keys`
