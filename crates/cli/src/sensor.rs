@@ -169,8 +169,7 @@ struct Prepared {
     centre_token: Option<String>,
 }
 
-/// Every check of `mamori sensor run` that needs no write (issue "ten more defects" items
-/// 8, 9): the file and its values, country data, the centre's token, the input files and
+/// Every check of `mamori sensor run` that needs no write (CI-5, CI-6): the file and its values, country data, the centre's token, the input files and
 /// watched directories, the indicator lists and the selection policy. Reads only: `check`
 /// runs exactly this, and `run` writes nothing (no data directory, ledger key or pseudonym
 /// key) before it has passed.

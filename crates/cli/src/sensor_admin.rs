@@ -70,8 +70,7 @@ pub(crate) fn local_actor() -> Actor {
 }
 
 /// Refuses a directory that holds no sensor: these commands work on a sensor's data and
-/// never make one (issue "ten more defects" item 10: `keys` made a ledger key in the
-/// default directory). The tokens need the directory; the rest its ledger.
+/// never make one (CI-5: `keys` once made a ledger key in the default directory). The tokens need the directory; the rest its ledger.
 fn sensor_data(data_dir: &Path, needs_ledger: bool) -> anyhow::Result<()> {
     let what = if needs_ledger {
         data_dir.join("ledger")

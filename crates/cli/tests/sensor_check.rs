@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 //! `mamori sensor check`, and the checks `mamori sensor run` makes before it writes
-//! anything (the carrier's review, items 8–10; REQUIREMENTS CI-2, CI-5, CI-6): wrong
+//! anything (REQUIREMENTS CI-2, CI-5, CI-6): wrong
 //! settings are refused with what to write, a refused start leaves no data directory, no
 //! ledger key and no pseudonym key behind, and the administration commands never make a
 //! sensor's data directory.
@@ -72,7 +72,7 @@ fn check_prints_the_effective_policy_and_writes_nothing() {
     );
 }
 
-/// Each of these was accepted, and silently changed what the sensor kept (item 8).
+/// Each of these was accepted, and silently changed what the sensor kept (CI-2, CI-6).
 #[test]
 fn check_refuses_settings_that_would_silently_change_what_is_kept() {
     for (extra, needles) in [
@@ -116,7 +116,7 @@ fn check_refuses_settings_that_would_silently_change_what_is_kept() {
 }
 
 /// With [centre] and no token, or an input file missing, the start is refused before
-/// anything is written: no data directory, ledger key or pseudonym key (item 9).
+/// anything is written: no data directory, ledger key or pseudonym key (CI-5).
 /// `mamori sensor CMD --config CFG` (without `unset`): refused, naming `needle`, and the
 /// data directory beside `cfg` not made.
 fn refused(cmd: &str, cfg: &Path, unset: &str, needle: &str) {
@@ -158,7 +158,7 @@ fn a_refused_start_writes_nothing() {
     refused("run", &cfg, unset, "no-such.pcap");
 }
 
-/// The administration commands work on a sensor's data and never make one (item 10: `keys`
+/// The administration commands work on a sensor's data and never make one (CI-5: `keys`
 /// made `/var/lib/mamori-sensor` and a ledger key); the one default is the same in the help.
 #[test]
 fn admin_commands_never_make_a_data_directory_and_the_default_is_documented() {

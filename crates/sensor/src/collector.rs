@@ -1,11 +1,11 @@
 //! The UDP collector: NetFlow v5/v9, IPFIX and sFlow on any number of ports.
 //!
 //! **Architecture invariant:** what it counts stays bounded whoever sends to the port
-//! (issue "ten more defects" item 5; STYLE 4): datagrams from outside the exporter
+//! (CI-6; STYLE 4): datagrams from outside the exporter
 //! allow-list ([`CollectorConfig::exporters`]) are rejected, undecoded, by one counter; at
 //! most [`CollectorConfig::max_exporters`] exporters are counted one by one, the rest
 //! together as `other`. What the kernel dropped because the socket's receive buffer was
-//! full (item 6) is read from `/proc/net/udp{,6}` by the socket's inode, so a shortfall is
+//! full is read from `/proc/net/udp{,6}` by the socket's inode, so a shortfall is
 //! never invisible.
 
 use mamori_core::Clock;
@@ -79,9 +79,7 @@ impl ExporterStats {
             .map(|(_, n)| n)
             .sum()
     }
-}
 
-impl ExporterStats {
     fn add(&mut self, s: &ExporterStats) {
         self.datagrams += s.datagrams;
         self.records += s.records;

@@ -492,8 +492,8 @@ impl SensorConfig {
                 "selection.aggregate_bin_seconds must be at least 1".into(),
             ));
         }
-        // A wrong value here is never a crash: it silently changes what is kept (issue
-        // "ten more defects" item 8; CI-2, CI-6), so each is refused with what to write.
+        // A wrong value here is never a crash: it silently changes what is kept (CI-2,
+        // CI-6), so each is refused with what to write.
         let home = self.selection.home_country;
         if !is_assigned_country(home) {
             return Err(ConfigError::Invalid(format!(
@@ -620,8 +620,8 @@ mod tests {
         assert!(e.to_string().contains("http"), "{e}");
     }
 
-    /// Settings that parse but would silently change what is kept (item 8 of the
-    /// carrier's review; CI-2, CI-6) are refused, each naming the field and the fix.
+    /// Settings that parse but would silently change what is kept (CI-2, CI-6) are
+    /// refused, each naming the field and the fix.
     #[test]
     fn settings_that_would_silently_change_the_selection_are_refused() {
         for (text, needles) in [

@@ -148,8 +148,7 @@ impl OverseerAuth {
     }
 }
 
-/// Who may read the sensor's `/status` (its concern list names servers, issue "ten more
-/// defects" item 11; CI-5): the carrier's operator token or the overseer's.
+/// Who may read the sensor's `/status` (its concern list names servers; CI-5): the carrier's operator token or the overseer's.
 #[derive(Debug, Clone)]
 pub struct StatusAuth {
     operator: StoredDigest,

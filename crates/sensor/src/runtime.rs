@@ -1039,8 +1039,8 @@ impl FileSource {
             malformed: 0,
         };
         match read_file(path, self.format, &mut feed) {
-            // Nothing but malformed lines: not this format (issue "ten more defects" item
-            // 7) — a failed file, not a file read.
+            // Nothing but malformed lines: not this format (STYLE 4) — a failed file, not a
+            // file read.
             Ok(()) if feed.records == 0 && feed.malformed > 0 => {
                 self.metrics.file_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(

@@ -140,7 +140,7 @@ fn settle(stats: &Stats, what: &str, done: impl Fn(&Stats) -> bool) {
 }
 
 /// One datagram from each of many sources must not grow the counters without bound
-/// (item 5 of the carrier's review: 50,000 sources made `/metrics` 12 MB): sources outside
+/// (CI-6: 50,000 sources once made `/metrics` 12 MB): sources outside
 /// the allow-list are rejected by one counter, and past the cap exporters are folded into
 /// `other`.
 #[test]
@@ -192,8 +192,8 @@ fn strangers_are_rejected_and_exporters_past_the_cap_are_counted_as_other() {
 }
 
 /// A flood into a tiny receive buffer on 127.0.0.1 (bounded: 20,000 datagrams): what the
-/// kernel dropped is counted, and with what was received makes up everything sent (item 6
-/// of the carrier's review: 30,292 drops showed only in `/proc/net/udp`).
+/// kernel dropped is counted, and with what was received makes up everything sent (CI-6:
+/// 30,292 drops once showed only in `/proc/net/udp`).
 #[test]
 fn kernel_receive_drops_are_counted_and_account_for_the_shortfall() {
     let mut cfg = config();

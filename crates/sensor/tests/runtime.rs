@@ -871,7 +871,7 @@ fn a_broken_indicator_list_keeps_the_set_in_force() {
 }
 
 /// `/status` names the servers on the concern list: it needs the carrier's operator token
-/// or the overseer's; `/metrics` stays open (item 11 of the carrier's review; CI-5).
+/// or the overseer's; `/metrics` stays open (CI-5).
 #[test]
 fn status_needs_the_operator_or_overseer_token_and_metrics_stays_open() {
     let dir = tempfile::tempdir().unwrap();
@@ -920,8 +920,7 @@ fn status_needs_the_operator_or_overseer_token_and_metrics_stays_open() {
 }
 
 /// Malformed lines in input files are counted, and a file with nothing but malformed lines
-/// (a binary file forced as Zeek) is a failed file, not a file read (item 7 of the
-/// carrier's review; STYLE 4).
+/// (a binary file forced as Zeek) is a failed file, not a file read (STYLE 4).
 #[test]
 fn malformed_lines_in_files_are_counted_and_a_file_of_nothing_else_fails() {
     let dir = tempfile::tempdir().unwrap();
