@@ -1,5 +1,7 @@
-//! `mamori sensor run` and `mamori sensor status` (issue 6 part 5, issue 7 part 3):
-//! the carrier's sensor as one process, and a look at a running one.
+//! `mamori sensor run`, `check` and `status` (issue 6 part 5, issue 7 part 3; CI-5,
+//! CI-6): the carrier's sensor as one process, the checks it makes before it writes
+//! anything (`check` makes them alone and prints the effective policy), and a look at a
+//! running one with the operator's token.
 //!
 //! `run` reads the sensor's own configuration (`--config FILE`, the format of
 //! `config/sensor.example.toml`; `--data-dir` overrides its `data_dir`), starts
@@ -11,7 +13,8 @@
 //! `/metrics` with the centre's ledger endpoints, so `mamori audit verify` checks a sensor
 //! as it checks the centre) and pseudonymises with the key ring (`DATA/keys/`, one key per
 //! `[keys] rotation` period; issue 6 parts 1, 2). The administration commands
-//! (`overseer-token`, `ledger verify`, `keys`, `reidentify`) are in `sensor_admin.rs`.
+//! (`overseer-token`, `operator-token`, `ledger verify`, `keys`, `reidentify`) are in
+//! `sensor_admin.rs`.
 
 use anyhow::Context;
 use mamori_core::entry::Actor;
@@ -142,14 +145,10 @@ pub(crate) async fn command(
     }
 }
 
-/// The sensor's data directory when neither `--data-dir`, `MAMORI_DATA_DIR` nor a
-/// configuration names one: the default of `data_dir` in its configuration. The one
-/// default, the same in `--help`, `config/sensor.example.toml`, the README and the docs.
-pub(crate) const DEFAULT_DATA_DIR: &str = "/var/lib/mamori-sensor";
-
 /// The sensor's data directory for the administration commands: `--data-dir` or
 /// `MAMORI_DATA_DIR`, else the `data_dir` of the sensor configuration `--config` names,
-/// else [`DEFAULT_DATA_DIR`].
+/// else its default (`SensorConfig::default`, `/var/lib/mamori-sensor`: the one default,
+/// the same in `--help`, `config/sensor.example.toml`, the README and the docs).
 fn admin_data_dir(global: &crate::cli::GlobalArgs) -> anyhow::Result<PathBuf> {
     let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
     if let Some(d) = global.data_dir.clone().or_else(|| env("MAMORI_DATA_DIR")) {

@@ -84,7 +84,9 @@ fn sensor_data(data_dir: &Path, needs_ledger: bool) -> anyhow::Result<()> {
              run` makes it",
             data_dir.display(),
             what.display(),
-            crate::sensor::DEFAULT_DATA_DIR
+            mamori_sensor::config::SensorConfig::default()
+                .data_dir
+                .display()
         );
     }
     Ok(())
