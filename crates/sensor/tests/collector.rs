@@ -203,6 +203,7 @@ fn kernel_receive_drops_are_counted_and_account_for_the_shortfall() {
     let to = collector.local_addrs()[0];
     let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
     let payload = [0u8; 1400];
+    let backlog_before = backlog_drops();
     let mut sent = 0u64;
     for _ in 0..20_000 {
         if sender.send_to(&payload, to).is_ok() {
@@ -210,9 +211,12 @@ fn kernel_receive_drops_are_counted_and_account_for_the_shortfall() {
         }
     }
     let stats = collector.stats().clone();
+    // On a loaded host loopback itself may drop from its per-CPU backlog before the
+    // socket sees a datagram (softnet_stat, any process's): that alone is not ours to count.
+    let backlog = backlog_drops().saturating_sub(backlog_before);
     settle(&stats, "received + dropped = sent", |s| {
         let got: u64 = s.snapshot().values().map(|e| e.datagrams).sum();
-        got + s.totals().kernel_drops >= sent
+        got + s.totals().kernel_drops + backlog >= sent
     });
     collector.stop();
     drop(rx);
@@ -222,10 +226,24 @@ fn kernel_receive_drops_are_counted_and_account_for_the_shortfall() {
         drops > 0,
         "a 2 KiB buffer cannot hold a burst of {sent}: got {got}"
     );
-    assert_eq!(got + drops, sent, "received {got}, dropped {drops}");
+    assert!(
+        got + drops <= sent && got + drops + backlog >= sent,
+        "sent {sent}: received {got}, dropped by the socket {drops}, by the backlog {backlog}"
+    );
     let text = Metrics::new(1, 1, 1, 1).snapshot(Some(&stats)).prometheus();
     assert!(
         text.contains(&format!("mamori_sensor_udp_kernel_drops_total {drops}")),
         "{text}"
     );
+}
+
+/// Packets the kernel dropped from its per-CPU input backlogs (the second column of
+/// `/proc/net/softnet_stat`, hexadecimal), summed.
+fn backlog_drops() -> u64 {
+    std::fs::read_to_string("/proc/net/softnet_stat")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|h| u64::from_str_radix(h, 16).ok())
+        .sum()
 }
