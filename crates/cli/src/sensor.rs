@@ -526,7 +526,7 @@ fn readable(v: &serde_json::Value, now_ms: i64) -> String {
     let up = v["uptime_seconds"].as_f64().unwrap_or(0.0).max(1e-9);
     let rate = |total: u64| total as f64 / up;
     let mut o = String::new();
-    let _ = writeln!(o, "up {:.0} s", up);
+    let _ = writeln!(o, "up {up:.0} s (rates are averages since start)");
     let seen = n("/selection/seen");
     let _ = writeln!(
         o,
