@@ -350,7 +350,59 @@ async fn concurrent_posts_get_disjoint_date_added_runs(store: Store) {
     }
 }
 
+// The relay's centre identity (DESIGN invariant 5): the owner's versions of one object
+// get a new marking and audience, bodies unchanged; other owners' rows and other objects
+// are left alone.
+async fn an_owner_resets_an_objects_audience(store: Store) {
+    let (a, b) = two_orgs(&store).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_stix_objects(
+        INDICATORS,
+        a,
+        &[
+            obj(1, 1, "identity", a, Tlp::AmberStrict),
+            obj(1, 2, "identity", a, Tlp::AmberStrict),
+            obj(2, 1, "identity", a, Tlp::AmberStrict),
+        ],
+        t0(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let id = "identity--00000000-0000-4000-8000-000000000001";
+    let open = Audience {
+        originator: Some(a),
+        ..Audience::default()
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.set_stix_object_audience(INDICATORS, id, b, Tlp::Clear, &open)
+            .await
+            .unwrap(),
+        0,
+        "not b's"
+    );
+    assert_eq!(
+        tx.set_stix_object_audience(INDICATORS, id, a, Tlp::Clear, &open)
+            .await
+            .unwrap(),
+        2
+    );
+    tx.commit().await.unwrap();
+    let mut q = StixQuery::new(10);
+    q.versions = vec![VersionMatch::All];
+    let rows = query(&store, &q).await;
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        let reset = r.id == id;
+        assert_eq!(r.tlp == Tlp::Clear, reset, "{}", r.id);
+        assert_eq!(r.audience == open, reset, "{}", r.id);
+        assert!(r.body.contains(&r.id), "the body is kept");
+    }
+}
+
 store_test_suite!(
+    an_owner_resets_an_objects_audience,
     concurrent_posts_get_disjoint_date_added_runs,
     a_large_post_pages_the_same,
     collections_are_seeded,
