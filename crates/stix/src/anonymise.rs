@@ -37,7 +37,7 @@
 
 use crate::bundle::Bundle;
 use crate::error::{Error, Location, shorten_str};
-use crate::id::StixId;
+use crate::id::{StixId, is_valid_type_name};
 use crate::object::{Identity, StixObject};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -451,13 +451,19 @@ fn unique_key(m: &Map<String, Value>, key: String, sep: &str) -> String {
 /// specification's structural property names not at all — the name `Den` is not a trace
 /// in `incident--…`, nor `mark` in `object_marking_refs`.
 fn leak_in(v: &Value, key: Option<&str>, s: &Scrubber) -> Option<String> {
+    leak_at(v, key, 0, s)
+}
+
+/// [`leak_in`] at nesting `depth` (0: a property of the object itself).
+fn leak_at(v: &Value, key: Option<&str>, depth: usize, s: &Scrubber) -> Option<String> {
     let is_id = |k: &str| k == "id" || k.ends_with("_ref") || k.ends_with("_refs");
     let uuid_half = |t: &str| t.split_once("--").map_or(t, |(_, u)| u).to_owned();
     match v {
-        Value::String(_) if key == Some("type") => None,
+        // The object's own type; a `type` deeper down may be anyone's text.
+        Value::String(t) if key == Some("type") && depth == 0 && is_valid_type_name(t) => None,
         Value::String(t) if key.is_some_and(is_id) => s.leaks(&uuid_half(t)),
         Value::String(t) => s.leaks(t),
-        Value::Array(items) => items.iter().find_map(|x| leak_in(x, key, s)),
+        Value::Array(items) => items.iter().find_map(|x| leak_at(x, key, depth, s)),
         Value::Object(m) => m.iter().find_map(|(k, x)| {
             let in_key = if StixId::parse(k).is_ok() {
                 s.leaks(&uuid_half(k))
@@ -466,7 +472,8 @@ fn leak_in(v: &Value, key: Option<&str>, s: &Scrubber) -> Option<String> {
             } else {
                 s.leaks(k)
             };
-            in_key.or_else(|| leak_in(x, Some(k), s))
+            let inner = if key.is_none() { depth } else { depth + 1 };
+            in_key.or_else(|| leak_at(x, Some(k), inner, s))
         }),
         _ => None,
     }
@@ -762,6 +769,14 @@ mod tests {
         assert_eq!(incident["object_marking_refs"], serde_json::json!([amber]));
         let report = a.bundle.objects()[1].to_value().unwrap();
         assert_eq!(report["name"], "Incident report");
+        // A `type` below the object's own is text like any other: searched.
+        let s = Scrubber::new(&["Den"]);
+        let nested = serde_json::json!({"type": "incident", "x_site": {"type": "den"}});
+        assert_eq!(leak_in(&nested, None, &s).as_deref(), Some("Den"));
+        assert_eq!(
+            leak_in(&serde_json::json!({"type": "incident"}), None, &s),
+            None
+        );
         assert_eq!(report["report_types"], serde_json::json!(["threat-report"]));
     }
 
