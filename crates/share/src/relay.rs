@@ -271,7 +271,8 @@ pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, 
     tx.insert_stix_objects(&collection.id, centre, &rows, now)
         .await?;
     // The centre's identity is stored once (its version never changes), so one stored by
-    // an earlier release with the first report's marking and audience is made CLEAR here.
+    // an earlier release with the first report's marking and audience is made CLEAR here
+    // (as migration 0008 does at start).
     let identity = centre_identity(&sources)?;
     tx.set_stix_object_audience(
         &collection.id,
