@@ -23,7 +23,8 @@
 //! **What a TAXII POST means for the audience:** each object's TLP is its effective
 //! marking ([`mamori_stix::object_tlp`]); one without a TLP marking is TLP:AMBER, as
 //! findings are, and is stored and served with the TLP:AMBER marking reference added
-//! (`mamori_stix::carry_tlp`), so its recipients know it is AMBER (DESIGN invariant 5). The audience is the posting organisation (its originator, which always
+//! (`mamori_stix::carry_tlp`), so its recipients know it is AMBER (DESIGN invariant 5).
+//! The audience is the posting organisation (its originator, which always
 //! sees it) and the coordination centre (its recipient): AMBER reaches the centre and the
 //! centre's clients, AMBER+STRICT the centre, GREEN the community, CLEAR everyone, RED only
 //! the originator (no individuals are named over TAXII). As for reports, the poster's own

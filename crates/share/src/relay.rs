@@ -406,7 +406,7 @@ fn centre_audience(centre: OrgId) -> Audience {
 fn withheld_reason(e: &ShareError) -> String {
     match e {
         ShareError::Stix(mamori_stix::Error::AnonymisationIncomplete { .. }) => {
-            "anonymisation failed closed: a trace of the source remained where it cannot be rewritten (an id, a timestamp or another structural property); nothing was redistributed. The reporter can keep its name and registered profile out of the submission's ids and timestamps and send the next stage, or allow identification (disclose_source)".to_owned()
+            "anonymisation failed closed: a trace of the source remained where it cannot be rewritten (an id, a timestamp or another structural property); nothing was redistributed. To have it redistributed, the reporter submits it again with no ids, timestamps or property names that hold its name or registered profile, or allows identification (disclose_source)".to_owned()
         }
         other => format!(
             "the anonymised copy could not be built ({:?}); nothing was redistributed",
