@@ -22,7 +22,9 @@
 //!
 //! **What a TAXII POST means for the audience:** each object's TLP is its effective
 //! marking ([`mamori_stix::object_tlp`]); one without a TLP marking is TLP:AMBER, as
-//! findings are. The audience is the posting organisation (its originator, which always
+//! findings are, and is stored and served with the TLP:AMBER marking reference added
+//! (`mamori_stix::carry_tlp`), so its recipients know it is AMBER (DESIGN invariant 5).
+//! The audience is the posting organisation (its originator, which always
 //! sees it) and the coordination centre (its recipient): AMBER reaches the centre and the
 //! centre's clients, AMBER+STRICT the centre, GREEN the community, CLEAR everyone, RED only
 //! the originator (no individuals are named over TAXII). As for reports, the poster's own
@@ -56,7 +58,9 @@ use mamori_stix::taxii::{
     ApiRoot, Collection, Collections, Discovery, ErrorMessage, MEDIA_TYPE_STIX, MEDIA_TYPE_TAXII,
     Manifest, ManifestRecord, Status, StatusDetails, StatusKind, Versions, parse_envelope,
 };
-use mamori_stix::{Limits, StixId, StixObject, StixTimestamp, object_tlp};
+use mamori_stix::{
+    Limits, StixId, StixObject, StixTimestamp, carry_tlp, object_tlp, served_with_tlp,
+};
 use mamori_store::{
     NewStixObject, Principal, StixQuery, StoredStixObject, TaxiiCollection, VersionMatch,
 };
@@ -440,7 +444,10 @@ impl Visible {
 }
 
 /// **The TLP gate of every TAXII output** (DESIGN invariant 5, PP-11): keeps the rows the
-/// caller may see under `mamori_core::tlp::may_see`, in order.
+/// caller may see under `mamori_core::tlp::may_see`, in order, each carrying the marking
+/// it is shared under (`mamori_stix::served_with_tlp`): an object stored before POSTs
+/// were marked (one posted without a TLP marking, shared as TLP:AMBER) says TLP:AMBER
+/// when it is served, on every path that serves bodies (objects, object, export, events).
 pub(crate) fn visible(
     rows: Vec<StoredStixObject>,
     caller: &Principal,
@@ -450,7 +457,12 @@ pub(crate) fn visible(
     let kept = rows
         .into_iter()
         .filter(|r| may_see(r.tlp, &r.audience, viewer))
-        .map(Visible)
+        .map(|mut r| {
+            if let Some(marked) = served_with_tlp(&r.body, r.tlp) {
+                r.body = marked;
+            }
+            Visible(r)
+        })
         .collect();
     (kept, last)
 }
@@ -921,6 +933,8 @@ async fn add_objects(
         let mut value = o
             .to_value()
             .map_err(|e| TaxiiError::new(ErrorKind::Internal, format!("serialising: {e}")))?;
+        // Stored as it is shared: an object without a TLP marking says TLP:AMBER.
+        carry_tlp(&mut value, tlp);
         let excluded = match exclusions(&mut value, &by_name, &centres, caller.org.id) {
             Ok(x) => x,
             Err(message) => {

@@ -97,6 +97,18 @@ impl Api {
         }
     }
 
+    /// A centre whose event stream polls the store every `millis`.
+    async fn polling(store: Store, millis: u64) -> Api {
+        Api::new(
+            store,
+            ServerConfig {
+                events_poll_millis: millis,
+                ..ServerConfig::default()
+            },
+        )
+        .await
+    }
+
     fn request(
         method: &str,
         path: &str,
@@ -1358,7 +1370,200 @@ async fn a_configured_regime_file_is_in_force(store: Store) {
     assert!(ServerConfig::default().load_regime().unwrap().is_none());
 }
 
+// ---------------------------------------------------------------------------------------
+// What every path shows: sealed sources scrubbed, markings stated
+
+// PP-12, DESIGN invariant 6: a stage's free `detail` names the source in its property
+// names as plainly as in its values; both are scrubbed on every path that shows the report
+// to someone the source is sealed for (get, list, event stream), and the reporter still
+// sees its own words.
+async fn a_sealed_source_is_scrubbed_from_property_names_on_every_path(store: Store) {
+    let api = Api::polling(store, 50).await;
+    let kanto = api.org("operator", "Kanto Power").await;
+    let other = api.org("operator", "Kansai Gas").await;
+    let mut tx = api.store.begin().await.unwrap();
+    tx.add_org_identifiers(kanto, &[("domain", "kanto-power.example")], t0())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (_, reporter) = api.user(kanto, "hanako", "member").await;
+    let (_, reader) = api.user(other, "ito", "member").await;
+    let id = api
+        .report(
+            &reporter,
+            Tlp::Green,
+            "Beacons from the gateway.",
+            json!({}),
+        )
+        .await;
+    let detail = json!({
+        "kanto-power.example": "x",
+        "hosts": {"vpn.kanto-power.example": ["203.0.113.9"], "Kanto Power": "y"},
+    });
+    let r = api
+        .post_json(
+            &format!("/api/v1/reports/{id}/stages"),
+            &reporter,
+            &json!({"stage": "interim", "text": "Contained.", "detail": detail}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+
+    let one = api
+        .get(&format!("/api/v1/reports/{id}"), Some(&reader))
+        .await;
+    assert_eq!(one.status, StatusCode::OK, "{}", one.text);
+    let list = api.get("/api/v1/reports", Some(&reader)).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.text);
+    let (_, events) = api
+        .events(Some(&reader), Some("0"), |e| e.data.contains("Contained."))
+        .await;
+    let streamed: Vec<String> = events.into_iter().map(|e| e.data).collect();
+    for (path, text) in [
+        ("get", one.text.clone()),
+        ("list", list.text.clone()),
+        ("events", streamed.join("\n")),
+    ] {
+        assert!(text.contains("Contained."), "{path}: {text}");
+        assert!(
+            !text.to_ascii_lowercase().contains("kanto"),
+            "{path} leaks the sealed source: {text}"
+        );
+    }
+    let shown = &one.json()["stages"][0]["detail"];
+    assert_eq!(shown["[redacted]"], "x", "{shown}");
+    assert_eq!(shown["hosts"]["vpn.[redacted]"], json!(["203.0.113.9"]));
+    assert_eq!(shown["hosts"]["[redacted]"], "y");
+    // The reporter sees its own detail as sent.
+    let own = api
+        .get(&format!("/api/v1/reports/{id}"), Some(&reporter))
+        .await;
+    assert_eq!(own.json()["stages"][0]["detail"], detail);
+}
+
+// DESIGN invariant 5: an object posted over TAXII without a TLP marking is shared as
+// TLP:AMBER and says so on every path that serves it — objects, object, export, event
+// stream — including one stored before POSTs were marked; the export still validates.
+async fn an_unmarked_taxii_object_says_amber_on_every_path(store: Store) {
+    let api = Api::polling(store, 50).await;
+    let poster_org = api.org("operator", "Kanto Power").await;
+    let (_, poster) = api.user(poster_org, "hanako", "member").await;
+    let centre = OrgId(
+        api.get("/api/v1/admin/orgs", Some(&api.admin)).await.json()[0]["id"]
+            .as_i64()
+            .unwrap(),
+    );
+    let (_, analyst) = api.user(centre, "yamada", "analyst").await;
+    // A partner's own (non-TLP) marking, e.g. a copyright statement.
+    let statement = "marking-definition--a1b2c3d4-0000-4000-8000-000000000001";
+    let mut unmarked = indicator(1, Tlp::Amber, "posted without a TLP marking", &[]);
+    unmarked
+        .as_object_mut()
+        .unwrap()
+        .remove("object_marking_refs");
+    // A statement marking only: no TLP marking either.
+    let mut stated = indicator(2, Tlp::Amber, "a copyright statement only", &[]);
+    stated["object_marking_refs"] = json!([statement]);
+    let status = api.taxii_post(&poster, vec![unmarked, stated]).await;
+    assert_eq!(status["success_count"], 2, "{status}");
+    // As an earlier release stored it: the body without the marking it is shared under.
+    let old_id = "indicator--8e2e2d2b-17d4-4cbf-938f-000000000003";
+    let mut tx = api.store.begin().await.unwrap();
+    let indicators = tx.taxii_collection("indicators").await.unwrap().id;
+    let mut body = indicator(3, Tlp::Amber, "stored before POSTs were marked", &[]);
+    body.as_object_mut().unwrap().remove("object_marking_refs");
+    tx.insert_stix_objects(
+        &indicators,
+        poster_org,
+        &[mamori_store::NewStixObject {
+            id: old_id.to_owned(),
+            object_type: "indicator".to_owned(),
+            spec_version: "2.1".to_owned(),
+            version: 1_767_225_600_000_000,
+            version_text: "2026-01-01T00:00:00.000Z".to_owned(),
+            tlp: Tlp::Amber,
+            audience: mamori_core::tlp::Audience {
+                originator: Some(poster_org),
+                organisations: [centre].into(),
+                ..Default::default()
+            },
+            body: body.to_string(),
+        }],
+        t0(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let ids: Vec<String> = (1..=3)
+        .map(|n| format!("indicator--8e2e2d2b-17d4-4cbf-938f-{n:012}"))
+        .collect();
+    let amber = Tlp::Amber.stix_id();
+    let says_amber = |o: &Value| {
+        o["object_marking_refs"]
+            .as_array()
+            .is_some_and(|refs| refs.iter().any(|r| r == amber))
+    };
+    for token in [&poster, &analyst] {
+        let objects = api
+            .call(
+                "GET",
+                "/taxii2/api/collections/indicators/objects/",
+                Some(token),
+                &[("accept", TAXII)],
+                None,
+            )
+            .await;
+        assert_eq!(objects.status, StatusCode::OK, "{}", objects.text);
+        let objects = objects.json()["objects"].as_array().cloned().unwrap();
+        let (_, exported) = api.export(Some(token), "types=indicator").await;
+        let (_, events) = api
+            .events(Some(token), Some("0"), |e| e.data.contains(old_id))
+            .await;
+        let streamed: Vec<Value> = events
+            .iter()
+            .filter(|e| e.event == "object")
+            .map(|e| serde_json::from_str::<Value>(&e.data).unwrap()["object"].clone())
+            .collect();
+        for id in &ids {
+            let one = api
+                .call(
+                    "GET",
+                    &format!("/taxii2/api/collections/indicators/objects/{id}/"),
+                    Some(token),
+                    &[("accept", TAXII)],
+                    None,
+                )
+                .await;
+            assert_eq!(one.status, StatusCode::OK, "{}", one.text);
+            let one = one.json();
+            let served = [
+                ("objects", objects.iter().find(|o| o["id"] == **id)),
+                ("object", one["objects"].get(0)),
+                ("export", exported.iter().find(|o| o["id"] == **id)),
+                ("events", streamed.iter().find(|o| o["id"] == **id)),
+            ];
+            for (path, o) in served {
+                let o = o.unwrap_or_else(|| panic!("{id} not served by {path}"));
+                assert!(says_amber(o), "{path} serves {id} without TLP:AMBER: {o}");
+            }
+        }
+        // The copyright statement stays beside the added TLP marking.
+        let stated = objects.iter().find(|o| o["id"] == ids[1]).unwrap();
+        assert_eq!(
+            stated["object_marking_refs"],
+            json!([statement, amber]),
+            "{stated}"
+        );
+        let (_, all) = api.export(Some(token), "").await;
+        validate(&json!({"type": "bundle",
+            "id": "bundle--0e1d2c3b-4a59-4687-9a6b-5c4d3e2f1a0b", "objects": all}));
+    }
+}
+
 store_test_suite!(
+    a_sealed_source_is_scrubbed_from_property_names_on_every_path,
+    an_unmarked_taxii_object_says_amber_on_every_path,
     every_marking_recipient_and_output_path_follows_the_table,
     export_pages_are_bounded_and_add_up_to_the_whole,
     the_stream_is_in_order_wakes_on_writes_and_resumes,

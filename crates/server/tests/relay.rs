@@ -459,10 +459,84 @@ async fn the_relayed_copy_has_no_trace_of_its_source(store: Store) {
             "{needle:?} in the analysts' view: {v}"
         );
     }
-    // The reporter sees its own report with the source, and no relay state.
+    // The reporter sees its own report with the source, and where its relay stands.
     let (_, mine) = api.get(&format!("/api/v1/reports/{id}"), &c.reporter).await;
     assert_eq!(mine["source"]["name"], NAME);
-    assert!(mine.get("relay").is_none(), "{mine}");
+    assert_eq!(mine["relay"]["state"], "written", "{mine}");
+    // Other recipients are not told.
+    let (_, theirs) = api.get(&format!("/api/v1/reports/{id}"), &c.other).await;
+    assert!(theirs.get("relay").is_none(), "{theirs}");
+}
+
+// PP-12: registered names are matched as words in text, not as substrings of the STIX
+// document. An organisation `Den` (inside "incident"), users `mark` (inside
+// "object_marking_refs") and `rep` (inside "report") get their reports relayed, their
+// names still scrubbed from the text however punctuated; a Japanese name, which has no
+// word boundaries, is scrubbed as a substring. The reporter sees its relay's state.
+async fn short_and_japanese_names_are_scrubbed_as_words_and_the_copy_is_written(store: Store) {
+    let api = Api::new(store).await;
+    let den = api.org("operator", Some("electricity"), "Den").await;
+    let kanden = api.org("operator", Some("electricity"), "関東電力").await;
+    let other_org = api.org("operator", Some("gas"), "Kansai Gas").await;
+    let (_, other) = api.user(other_org, "ito", "member").await;
+    let centre = api.get("/api/v1/admin/orgs", &api.admin).await.1[0]["id"]
+        .as_i64()
+        .unwrap();
+    let (_, analyst) = api.user(centre, "yamada", "analyst").await;
+    let flash = |text: &str| {
+        json!({
+            "detected_at": rfc3339(t0() - Duration::minutes(30)),
+            "sector": "electricity", "affected_service": "SCADA gateway",
+            "impact": "low", "cause": "intentional", "tlp": "green",
+            "purposes": ["response", "warning"], "text": text,
+        })
+    };
+    let cases = [
+        (
+            den,
+            "mark",
+            "Den's SCADA gateway DEN-01 beacons to 203.0.113.9; mark is on call.",
+        ),
+        (den, "rep", "Den (den_scada) saw the same; ask rep."),
+        (
+            kanden,
+            "taro",
+            "関東電力の制御系でビーコンを検知。関東電力株式会社より",
+        ),
+    ];
+    for (org, user, text) in cases {
+        let (_, token) = api.user(org, user, "member").await;
+        let (s, v) = api.post("/api/v1/reports", &token, &flash(text)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        // The reporter is told, in its own view, that the copy went out.
+        assert_eq!(v["relay"]["state"], "written", "{user}: {v}");
+        let id = v["id"].as_i64().unwrap();
+        let (_, seen) = api.get(&format!("/api/v1/reports/{id}"), &analyst).await;
+        assert_eq!(seen["relay"]["state"], "written", "{seen}");
+    }
+    let (s, env, raw) = api.taxii(RELAYED, &other).await;
+    assert_eq!(s, StatusCode::OK, "{env}");
+    for written in [
+        "[redacted]'s SCADA gateway [redacted]-01 beacons to 203.0.113.9; [redacted] is on call.",
+        "[redacted] ([redacted]_scada) saw the same; ask [redacted].",
+        "[redacted]の制御系でビーコンを検知。[redacted]株式会社より",
+    ] {
+        assert!(raw.contains(written), "{written:?} not relayed: {raw}");
+    }
+    let lower = raw.to_ascii_lowercase();
+    for needle in ["den's", "den-01", "den_", "mark is", "ask rep", "関東電力"] {
+        assert!(!lower.contains(needle), "{needle:?} leaked: {raw}");
+    }
+    let objects = env["objects"].as_array().unwrap();
+    assert_eq!(
+        objects.iter().filter(|o| o["type"] == "incident").count(),
+        3,
+        "{raw}"
+    );
+    let mut tx = api.store.begin_read().await.unwrap();
+    let counts = tx.report_relay_counts().await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(counts, vec![("written".to_owned(), 3)]);
 }
 
 // PP-11 on the relayed copy; PP-22; one copy, versioned per stage; disclose_source.
@@ -470,8 +544,14 @@ async fn exclusions_confidentiality_stages_and_disclosure_hold_on_the_relay(stor
     let api = Api::new(store).await;
     let c = cast(&api).await;
     let id = submit_stix(&api, &c, json!({})).await;
-    // The excluded ministry (the regime would route to it) never gets the copy.
-    assert!(api.relayed(&c.excluded).await.is_empty());
+    // The excluded ministry (the regime would route to it) never gets the copy: nothing
+    // but the centre's own identity, which is CLEAR.
+    let seen = api.relayed(&c.excluded).await;
+    assert!(
+        seen.iter()
+            .all(|o| o["type"] == "identity" && o["name"] == "Centre"),
+        "{seen:?}"
+    );
     assert!(!api.relayed(&c.other).await.is_empty());
     assert!(!api.relayed(&c.authority).await.is_empty());
 
@@ -572,6 +652,78 @@ async fn a_copy_that_cannot_be_anonymised_is_withheld(store: Store) {
     let counts = tx.report_relay_counts().await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(counts, vec![("withheld".to_owned(), 1)]);
+    // The reporter is told too, with what it can do about it.
+    let (_, mine) = api.get(&format!("/api/v1/reports/{id}"), &c.reporter).await;
+    assert_eq!(mine["relay"]["state"], "withheld", "{mine}");
+    let reason = mine["relay"]["reason"].as_str().unwrap();
+    assert!(reason.contains("disclose_source"), "{reason}");
+    assert!(!reason.contains("0b6f7a9e"), "{reason}");
+}
+
+// DESIGN invariant 5: the centre's identity, which every relayed copy references by
+// `created_by_ref`, is CLEAR — not the marking and audience of the first report relayed —
+// so every organisation that gets a copy can resolve who made it; an identity stored by an
+// earlier release with the first report's audience is made CLEAR by the next relay.
+async fn the_centres_identity_is_clear_for_every_copy_that_references_it(store: Store) {
+    let api = Api::new(store).await;
+    let c = cast(&api).await;
+    // The first report is AMBER+STRICT: the other operator is not in its audience.
+    let mut f = fields(&c, json!({}));
+    f["tlp"] = json!("amber+strict");
+    f["text"] = json!("Beacons from the gateway.");
+    let (s, v) = api.post("/api/v1/reports", &c.reporter, &f).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let seen: Vec<Value> = api.relayed(&c.other).await;
+    assert!(seen.iter().all(|o| o["type"] == "identity"), "{seen:?}");
+    let centre_id = api
+        .relayed(&c.authority)
+        .await
+        .iter()
+        .find(|o| o["type"] == "report")
+        .unwrap()["created_by_ref"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let identity = format!("{RELAYED}{centre_id}/");
+    let clear = json!([Tlp::Clear.stix_id()]);
+    for token in [&c.other, &c.excluded, &c.authority] {
+        let (s, v, _) = api.taxii(&identity, token).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["objects"][0]["object_marking_refs"], clear, "{v}");
+    }
+
+    // As an earlier release left it: the first report's marking and audience.
+    let centre = api.get("/api/v1/admin/orgs", &api.admin).await.1[0]["id"]
+        .as_i64()
+        .unwrap();
+    let mut tx = api.store.begin().await.unwrap();
+    let reports = tx.taxii_collection("reports").await.unwrap().id;
+    let first = tx.report(v["id"].as_i64().unwrap()).await.unwrap().unwrap();
+    tx.set_stix_object_audience(
+        &reports,
+        &centre_id,
+        OrgId(centre),
+        Tlp::AmberStrict,
+        &first.audience,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (s, _, _) = api.taxii(&identity, &c.other).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // The next relayed copy (GREEN: the other operator gets it) repairs it.
+    let mut f = fields(&c, json!({}));
+    f["tlp"] = json!("green");
+    f["text"] = json!("Phishing wave.");
+    let (s, v) = api.post("/api/v1/reports", &c.reporter, &f).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let copy = api.relayed(&c.other).await;
+    let report = copy.iter().find(|o| o["type"] == "report").unwrap();
+    assert_eq!(report["created_by_ref"], centre_id.as_str());
+    let (s, v, _) = api.taxii(&identity, &c.other).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["objects"][0]["object_marking_refs"], clear, "{v}");
 }
 
 // A report stored before migration 0006 (no relay row: the migration backfills one, this
@@ -799,6 +951,8 @@ async fn reveal_acts(api: &Api) -> Vec<Entry> {
 
 store_test_suite!(
     the_relayed_copy_has_no_trace_of_its_source,
+    short_and_japanese_names_are_scrubbed_as_words_and_the_copy_is_written,
+    the_centres_identity_is_clear_for_every_copy_that_references_it,
     exclusions_confidentiality_stages_and_disclosure_hold_on_the_relay,
     a_copy_that_cannot_be_anonymised_is_withheld,
     a_report_from_before_the_relay_is_relayed_with_its_next_stage,

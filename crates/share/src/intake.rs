@@ -112,7 +112,8 @@ pub struct ReportOut {
     pub ratings: Option<Ratings>,
     /// Who reported it, or the seal over it (PP-12; see `mamori_share::source`).
     pub source: SourceOut,
-    /// Where its anonymised, relayed copy stands: only for the centre's analysts.
+    /// Where its anonymised, relayed copy stands: only for the reporter and the centre's
+    /// analysts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay: Option<RelayOut>,
 }
@@ -198,16 +199,6 @@ fn to_json<T: Serialize>(v: &T) -> Result<String, ShareError> {
     })
 }
 
-/// Every string in a JSON value scrubbed of `terms`.
-fn scrub_value(v: &mut serde_json::Value, terms: &[&str]) {
-    match v {
-        serde_json::Value::String(s) => *s = mamori_stix::scrub_text(s, terms),
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| scrub_value(x, terms)),
-        serde_json::Value::Object(m) => m.values_mut().for_each(|x| scrub_value(x, terms)),
-        _ => {}
-    }
-}
-
 /// What the rendering needs besides the report: its stages and ratings, and the sources
 /// (to seal the reporter's identity and scrub its profile from what others read).
 struct Context<'a> {
@@ -239,7 +230,9 @@ fn render(
     };
     let scrub: Vec<&str> = terms.iter().map(String::as_str).collect();
     let source = cx.sources.source_out(&r, sees_source)?;
-    let relay = is_centre_analyst(who)
+    // The reporter is told whether its report was redistributed, and why not (the reason
+    // never repeats what was found), as the centre's analysts are.
+    let relay = (is_centre_analyst(who) || r.org == who.org.id)
         .then(|| cx.sources.relay(r.id))
         .flatten()
         .map(|x| RelayOut {
@@ -258,7 +251,9 @@ fn render(
         if !scrub.is_empty() {
             stage.text = mamori_stix::scrub_text(&stage.text, &scrub);
             if let Some(d) = stage.detail.as_mut() {
-                scrub_value(d, &scrub);
+                // Property names as well as values: `{"kanto-power.example": …}` names
+                // the source as plainly as a value would.
+                mamori_stix::scrub_json(d, &scrub);
             }
         }
         cause = stage.cause.unwrap_or(cause);

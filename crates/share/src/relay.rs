@@ -12,29 +12,33 @@
 //! `mamori_stix::anonymise_with`: every identity object of the submission is taken for the
 //! source's and replaced by the centre's, every reference to it rewritten, and the
 //! reporter's registered profile (name, aliases, domains — subdomains and e-mail addresses
-//! at them included — contacts, address ranges) and the submitting user's name scrubbed
-//! from every string, property name and text attachment; binary attachments are dropped.
-//! If anonymisation **fails closed** (something identifying remained where it cannot be
-//! rewritten), nothing is written: the report's relay state becomes `withheld`, counted
-//! by `Tx::report_relay_counts` and shown to the centre's analysts — the report itself is
-//! still accepted.
+//! at them included — contacts, address ranges) and the submitting user's name scrubbed,
+//! as words, from every text value, property name and text attachment; binary attachments
+//! are dropped. If anonymisation **fails closed** (something identifying remained where it
+//! cannot be rewritten), nothing is written: the report's relay state becomes `withheld`,
+//! counted by `Tx::report_relay_counts` and shown to the reporter and the centre's
+//! analysts — the report itself is still accepted.
 //!
 //! **Architecture invariant:** the relayed rows carry the report's own audience (its
 //! originator, recipients and **exclusions**) and marking, so the TAXII server's one TLP
 //! gate shows the copy exactly to whom the report may be shown, and never to an excluded
-//! organisation (PP-11). A confidential report (PP-22) is never relayed.
+//! organisation (PP-11); every object states the marking it is shared under. The one
+//! exception is the centre's identity, which every copy references: it is TLP:CLEAR, so
+//! it is at least as visible as any copy (DESIGN invariant 5). A confidential report
+//! (PP-22) is never relayed.
 
 use crate::error::ShareError;
 use crate::report::{FlashReport, Impact, StageReport};
 use crate::source::Sources;
 use mamori_core::time::Timestamp;
-use mamori_core::{OrgKind, Tlp};
+use mamori_core::tlp::Audience;
+use mamori_core::{OrgId, OrgKind, Tlp};
 use mamori_stix::object::Identity;
 use mamori_stix::{
-    AnonymiseOptions, Bundle, Limits, StixId, StixObject, StixTimestamp, anonymise_with,
+    AnonymiseOptions, Bundle, Limits, StixId, StixObject, StixTimestamp, anonymise_with, carry_tlp,
     check_object, object_tlp, parse_bundle,
 };
-use mamori_store::{NewStixObject, ReportRelay, StoredReport, Tx};
+use mamori_store::{NewStixObject, Org, ReportRelay, StoredReport, Tx};
 use serde_json::{Value, json};
 
 /// The TAXII collection the relayed copies go to.
@@ -79,23 +83,27 @@ fn is_tlp_definition(o: &StixObject) -> bool {
     Tlp::from_stix_id(o.id().as_str()).is_ok()
 }
 
-fn has_marking(v: &Value) -> bool {
-    v.get("object_marking_refs").is_some() || v.get("granular_markings").is_some()
-}
-
-/// The centre's identity object.
-fn centre_identity(sources: &Sources) -> Result<Identity, ShareError> {
-    let centre = sources
+/// The coordination centre's organisation.
+fn centre_org(sources: &Sources) -> Result<&Org, ShareError> {
+    sources
         .orgs()
         .iter()
         .find(|o| o.kind == OrgKind::CoordinationCentre)
-        .ok_or_else(|| ShareError::Forbidden("no coordination centre is registered".into()))?;
+        .ok_or_else(|| ShareError::Forbidden("no coordination centre is registered".into()))
+}
+
+/// The centre's identity object: TLP:CLEAR, because every relayed copy, whatever its
+/// marking and audience, points at it by `created_by_ref` (DESIGN invariant 5: it is at
+/// least as visible as anything that references it).
+fn centre_identity(sources: &Sources) -> Result<Identity, ShareError> {
+    let centre = centre_org(sources)?;
     let v = json!({
         "type": "identity", "spec_version": "2.1",
         "id": StixId::deterministic("identity", &format!("mamori-org/{}", centre.id))
             .map_err(|e| ShareError::Invalid { field: "relay", problem: e.to_owned() })?,
         "created": ts(centre.created_at), "modified": ts(centre.created_at),
         "name": centre.name, "identity_class": "organization",
+        "object_marking_refs": [Tlp::Clear.stix_id()],
     });
     match check_object(v)? {
         StixObject::Identity(i) => Ok(*i),
@@ -161,11 +169,8 @@ fn draft(
             if let Some(own) = &own {
                 replace_refs(&mut v, own, incident_id.as_str());
             }
-            if !has_marking(&v)
-                && let Some(m) = v.as_object_mut()
-            {
-                m.insert("object_marking_refs".into(), json!([tlp_ref]));
-            }
+            // It says the marking it is shared under: the report's, or its own if higher.
+            carry_tlp(&mut v, object_tlp(o, r.tlp)?.max(r.tlp));
             refs.push(Value::String(o.id().to_string()));
             objects.push(v);
         }
@@ -262,14 +267,21 @@ pub async fn write(tx: &mut Tx, report: i64, now: Timestamp) -> Result<Outcome, 
         }
     };
     let collection = tx.taxii_collection(COLLECTION).await?;
-    let centre_org = sources
-        .orgs()
-        .iter()
-        .find(|o| o.kind == OrgKind::CoordinationCentre)
-        .map(|o| o.id)
-        .ok_or_else(|| ShareError::Forbidden("no coordination centre is registered".into()))?;
-    tx.insert_stix_objects(&collection.id, centre_org, &rows, now)
+    let centre = centre_org(&sources)?.id;
+    tx.insert_stix_objects(&collection.id, centre, &rows, now)
         .await?;
+    // The centre's identity is stored once (its version never changes), so one stored by
+    // an earlier release with the first report's marking and audience is made CLEAR here
+    // (as migration 0008 does at start).
+    let identity = centre_identity(&sources)?;
+    tx.set_stix_object_audience(
+        &collection.id,
+        identity.common.id.as_str(),
+        centre,
+        Tlp::Clear,
+        &centre_audience(centre),
+    )
+    .await?;
     tx.set_report_relay_state(report, "written", None, now)
         .await?;
     Ok(Outcome::Written(rows.len()))
@@ -348,6 +360,8 @@ fn build(
         )?
         .bundle
     };
+    let centre_id = centre.common.id.as_str();
+    let centre_org = centre_org(sources)?.id;
     let mut rows = Vec::with_capacity(copy.objects().len());
     for o in copy.objects() {
         let c = o.common();
@@ -357,27 +371,42 @@ fn build(
             // a later stage does not duplicate them.
             None => (r.received_at.timestamp_micros(), ts(r.received_at)),
         };
+        // Everything carries the report's marking and audience, but the centre's identity,
+        // which every copy references: CLEAR, from the centre.
+        let (tlp, audience) = if o.id().as_str() == centre_id {
+            (Tlp::Clear, centre_audience(centre_org))
+        } else {
+            (object_tlp(o, r.tlp)?.max(r.tlp), r.audience.clone())
+        };
         rows.push(NewStixObject {
             id: o.id().to_string(),
             object_type: o.object_type().to_owned(),
             spec_version: c.spec_version.clone().unwrap_or_else(|| "2.1".to_owned()),
             version,
             version_text,
-            tlp: object_tlp(o, r.tlp)?.max(r.tlp),
-            audience: r.audience.clone(),
+            tlp,
+            audience,
             body: serde_json::to_string(o).map_err(|e| corrupt("relayed object", e))?,
         });
     }
     Ok(rows)
 }
 
-/// Why a copy is withheld, for the centre's analysts. The error's own text may name what
-/// remained (the reporter's name, say), so it never goes into the reason: for the analysts,
-/// too, the source is sealed.
+/// The audience of the centre's identity: the centre, and — as it is CLEAR — everyone.
+fn centre_audience(centre: OrgId) -> Audience {
+    Audience {
+        originator: Some(centre),
+        ..Audience::default()
+    }
+}
+
+/// Why a copy is withheld, for the centre's analysts and the reporter. The error's own
+/// text may name what remained (the reporter's name, say), so it never goes into the
+/// reason: for the analysts, too, the source is sealed.
 fn withheld_reason(e: &ShareError) -> String {
     match e {
         ShareError::Stix(mamori_stix::Error::AnonymisationIncomplete { .. }) => {
-            "anonymisation failed closed: a trace of the source remained where it cannot be rewritten (an id, a timestamp or another structural property); nothing was redistributed".to_owned()
+            "anonymisation failed closed: a trace of the source remained where it cannot be rewritten (an id, a timestamp or another structural property); nothing was redistributed. To have it redistributed, the reporter submits it again with no ids, timestamps or property names that hold its name or registered profile, or allows identification (disclose_source)".to_owned()
         }
         other => format!(
             "the anonymised copy could not be built ({:?}); nothing was redistributed",

@@ -54,7 +54,7 @@ pub enum SourceOut {
     },
 }
 
-/// Where a report's relayed copy stands: shown to the centre's analysts.
+/// Where a report's relayed copy stands: shown to its reporter and the centre's analysts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RelayOut {

@@ -61,11 +61,11 @@ pub mod taxii;
 mod validate;
 
 pub use anonymise::{
-    Anonymised, Options as AnonymiseOptions, anonymise, anonymise_with, scrub_text,
+    Anonymised, Options as AnonymiseOptions, anonymise, anonymise_with, scrub_json, scrub_text,
 };
 pub use bundle::{Bundle, Limits, check_object, parse_bundle, parse_object};
 pub use error::{Error, Location};
 pub use id::{STIX_SCO_NAMESPACE, StixId, StixTimestamp, is_valid_type_name};
-pub use marking::{effective_tlp, object_tlp};
+pub use marking::{carry_tlp, effective_tlp, object_tlp, served_with_tlp};
 pub use object::{MarkingDefinition, StixObject};
 pub use pattern::{Ioc, Pattern, indicator_iocs};

@@ -153,10 +153,123 @@ pub fn object_tlp(object: &StixObject, default: Tlp) -> Result<Tlp, Error> {
     effective_tlp(object.common(), default)
 }
 
+/// The official ids that mean `tlp`: its TLP 2.0 id and the TLP 1.0 id mapped onto it.
+fn ids_of(tlp: Tlp) -> impl Iterator<Item = &'static str> {
+    std::iter::once(tlp.stix_id()).chain(
+        TLP1_IDS
+            .into_iter()
+            .filter(move |id| Tlp::from_stix_id(id) == Ok(tlp)),
+    )
+}
+
+/// The TLP level an official marking id in `v` means, if it is one.
+fn tlp_of(v: &Value) -> Option<Tlp> {
+    v.as_str().and_then(|s| Tlp::from_stix_id(s).ok())
+}
+
+/// Makes the object `v` (its JSON) **state** `tlp`, the marking it is shared under (DESIGN
+/// invariant 5: every served object carries its effective marking, so its recipient knows
+/// how it may be passed on): unless its own TLP markings already come to `tlp` or more,
+/// the TLP references below `tlp` are taken out of `object_marking_refs` and `tlp`'s
+/// official id is added (other markings are kept). An object posted without a TLP
+/// marking, shared as TLP:AMBER, so says TLP:AMBER. Marking definitions are left as they
+/// are. Returns whether `v` changed.
+pub fn carry_tlp(v: &mut Value, tlp: Tlp) -> bool {
+    let Some(m) = v.as_object_mut() else {
+        return false;
+    };
+    if m.get("type").and_then(Value::as_str) == Some("marking-definition") {
+        return false;
+    }
+    let refs = m
+        .get("object_marking_refs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    let granular = m
+        .get("granular_markings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.get("marking_ref"));
+    let stated = refs.chain(granular).filter_map(tlp_of).max();
+    if stated >= Some(tlp) {
+        return false;
+    }
+    let refs = m
+        .entry("object_marking_refs")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if !refs.is_array() {
+        *refs = Value::Array(Vec::new());
+    }
+    if let Value::Array(a) = refs {
+        a.retain(|r| tlp_of(r).is_none_or(|t| t >= tlp));
+        a.push(Value::String(tlp.stix_id().to_owned()));
+    }
+    true
+}
+
+/// A stored object's JSON as it is served under `tlp` ([`carry_tlp`]), or `None` when it
+/// already states it. Only a body that holds none of `tlp`'s official ids is parsed, so a
+/// page of correctly marked objects is sent as stored.
+pub fn served_with_tlp(body: &str, tlp: Tlp) -> Option<String> {
+    if ids_of(tlp).any(|id| body.contains(id)) {
+        return None;
+    }
+    let mut v: Value = serde_json::from_str(body).ok()?;
+    if !carry_tlp(&mut v, tlp) {
+        return None;
+    }
+    serde_json::to_string(&v).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::id::StixId;
+
+    // DESIGN invariant 5: an object shared under a TLP states it; one that says less (no
+    // TLP marking, or a lower one) is made to say it, other markings kept; marking
+    // definitions and objects that already say it are left alone.
+    #[test]
+    fn served_objects_state_the_marking_they_are_shared_under() {
+        let amber = Tlp::Amber.stix_id();
+        let statement = "marking-definition--a1b2c3d4-0000-4000-8000-000000000001";
+        let body = |refs: Value| {
+            let mut v = serde_json::json!({"type": "indicator", "id": "indicator--8e2e2d2b-17d4-4cbf-938f-98ee46b3cd3f"});
+            if !refs.is_null() {
+                v["object_marking_refs"] = refs;
+            }
+            v.to_string()
+        };
+        let served = |b: String, t: Tlp| {
+            served_with_tlp(&b, t)
+                .map(|s| serde_json::from_str::<Value>(&s).unwrap()["object_marking_refs"].clone())
+        };
+        assert_eq!(
+            served(body(Value::Null), Tlp::Amber),
+            Some(serde_json::json!([amber]))
+        );
+        assert_eq!(
+            served(
+                body(serde_json::json!([statement, Tlp::Green.stix_id()])),
+                Tlp::Amber
+            ),
+            Some(serde_json::json!([statement, amber]))
+        );
+        assert_eq!(served(body(serde_json::json!([amber])), Tlp::Amber), None);
+        assert_eq!(
+            served(body(serde_json::json!([TLP1_IDS[2]])), Tlp::Amber),
+            None
+        );
+        let mut red =
+            serde_json::from_str::<Value>(&body(serde_json::json!([Tlp::Red.stix_id()]))).unwrap();
+        assert!(!carry_tlp(&mut red, Tlp::Amber), "says more already");
+        let def = MarkingDefinition::official_tlp(Tlp::Amber);
+        let def = serde_json::to_string(&def).unwrap();
+        assert_eq!(served_with_tlp(&def, Tlp::Clear), None);
+        assert_eq!(served_with_tlp("not json", Tlp::Amber), None);
+    }
 
     #[test]
     fn resemblance() {

@@ -419,6 +419,32 @@ impl Tx {
         .map_err(StoreError::db("delete stix object", ""))
     }
 
+    /// Sets the marking and audience of every version of `object_id` in `collection` that
+    /// `owner` stored, and returns how many rows it set (0 when there are none). The
+    /// relay uses it for the centre's identity, whose one version was stored before it was
+    /// CLEAR; the body is left as it is.
+    pub async fn set_stix_object_audience(
+        &mut self,
+        collection: &str,
+        object_id: &str,
+        owner: OrgId,
+        tlp: Tlp,
+        audience: &Audience,
+    ) -> Result<u64> {
+        let audience = serde_json::to_string(audience)
+            .map_err(|e| StoreError::Invalid(format!("audience cannot be stored: {e}")))?;
+        on_backend!(self, c => sqlx::query(
+            "UPDATE stix_objects SET tlp = $1, audience = $2 \
+             WHERE collection_id = $3 AND object_id = $4 AND owner_org = $5")
+            .bind(tlp.slug())
+            .bind(audience.as_str())
+            .bind(collection)
+            .bind(object_id)
+            .bind(owner.get())
+            .execute(&mut *c).await.map(|r| r.rows_affected()))
+        .map_err(StoreError::db("set stix object audience", ""))
+    }
+
     /// Records the status resource of a POST (its JSON), readable by `owner` only.
     pub async fn insert_taxii_status(
         &mut self,

@@ -350,7 +350,143 @@ async fn concurrent_posts_get_disjoint_date_added_runs(store: Store) {
     }
 }
 
+// The relay's centre identity (DESIGN invariant 5): the owner's versions of one object
+// get a new marking and audience, bodies unchanged; other owners' rows and other objects
+// are left alone.
+async fn an_owner_resets_an_objects_audience(store: Store) {
+    let (a, b) = two_orgs(&store).await;
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_stix_objects(
+        INDICATORS,
+        a,
+        &[
+            obj(1, 1, "identity", a, Tlp::AmberStrict),
+            obj(1, 2, "identity", a, Tlp::AmberStrict),
+            obj(2, 1, "identity", a, Tlp::AmberStrict),
+        ],
+        t0(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let id = "identity--00000000-0000-4000-8000-000000000001";
+    let open = Audience {
+        originator: Some(a),
+        ..Audience::default()
+    };
+    let mut tx = store.begin().await.unwrap();
+    assert_eq!(
+        tx.set_stix_object_audience(INDICATORS, id, b, Tlp::Clear, &open)
+            .await
+            .unwrap(),
+        0,
+        "not b's"
+    );
+    assert_eq!(
+        tx.set_stix_object_audience(INDICATORS, id, a, Tlp::Clear, &open)
+            .await
+            .unwrap(),
+        2
+    );
+    tx.commit().await.unwrap();
+    let mut q = StixQuery::new(10);
+    q.versions = vec![VersionMatch::All];
+    let rows = query(&store, &q).await;
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        let reset = r.id == id;
+        assert_eq!(r.tlp == Tlp::Clear, reset, "{}", r.id);
+        assert_eq!(r.audience == open, reset, "{}", r.id);
+        assert!(r.body.contains(&r.id), "the body is kept");
+    }
+}
+
+// DESIGN invariant 5: migration 0008 makes the centre's identity in the relayed copies,
+// stored by an earlier release with the first relayed report's marking and audience,
+// CLEAR; other identities (a marked one, another name) are left as they were. Run again on
+// SQLite by forgetting that it ran; PostgreSQL runs it on every fresh database of the
+// suite.
+#[tokio::test]
+async fn migration_0008_makes_an_old_centre_identity_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mamori.db");
+    let store = Store::open_sqlite(&path, 1).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    tx.bootstrap_admin("Centre", "admin", chrono::Duration::days(1), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    let centre = tx.orgs().await.unwrap()[0].id;
+    let reports = tx.taxii_collection("reports").await.unwrap().id;
+    let narrow = Audience {
+        originator: Some(OrgId(2)),
+        organisations: BTreeSet::from([centre]),
+        excluded: BTreeSet::from([OrgId(3)]),
+        ..Audience::default()
+    };
+    let identity = |n: u32, name: &str, marked: bool| {
+        let id = format!("identity--00000000-0000-4000-8000-{n:012}");
+        let mut body = serde_json::json!({"type": "identity", "id": id, "name": name});
+        if marked {
+            body["object_marking_refs"] = serde_json::json!([Tlp::AmberStrict.stix_id()]);
+        }
+        NewStixObject {
+            body: body.to_string(),
+            id,
+            object_type: "identity".to_owned(),
+            spec_version: "2.1".to_owned(),
+            version: 1,
+            version_text: "v1".to_owned(),
+            tlp: Tlp::AmberStrict,
+            audience: narrow.clone(),
+        }
+    };
+    let rows = [
+        identity(1, "Centre", false),
+        identity(2, "Centre", true),
+        identity(3, "Kanto Power", false),
+    ];
+    tx.insert_stix_objects(&reports, centre, &rows, t0())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    store.close().await;
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 8")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let store = Store::open_sqlite(&path, 1).await.unwrap();
+    let mut tx = store.begin_read().await.unwrap();
+    let mut q = StixQuery::new(10);
+    q.versions = vec![VersionMatch::All];
+    let got = tx.stix_objects(&reports, &q).await.unwrap();
+    tx.commit().await.unwrap();
+    let clear = Audience {
+        originator: Some(centre),
+        ..Audience::default()
+    };
+    assert_eq!(got.len(), 3);
+    for r in got {
+        if r.id.ends_with("000000000001") {
+            assert_eq!((r.tlp, &r.audience), (Tlp::Clear, &clear), "{}", r.id);
+        } else {
+            assert_eq!(
+                (r.tlp, &r.audience),
+                (Tlp::AmberStrict, &narrow),
+                "{}",
+                r.id
+            );
+        }
+    }
+}
+
 store_test_suite!(
+    an_owner_resets_an_objects_audience,
     concurrent_posts_get_disjoint_date_added_runs,
     a_large_post_pages_the_same,
     collections_are_seeded,
