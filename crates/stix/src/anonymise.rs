@@ -29,7 +29,7 @@
 //! caller keeps binaries ([`Options::keep_binary`], for a source that allowed identification).
 //!
 //! Last, the result is searched: if any scrub string (as a word, in any value or
-//! property name, or in the UUID half of an identifier), any address in a scrubbed block,
+//! property name other than a well-formed identifier, whose UUID is random hex), any address in a scrubbed block,
 //! or any source identity id (anywhere in the serialised copy) is still in it — say,
 //! inside an id or a timestamp, which are not rewritten — [`anonymise`] fails instead of
 //! returning a copy that leaks. `type` values and the structural property names are not
@@ -286,18 +286,25 @@ impl Scrubber {
     }
 }
 
-/// Whether `b` is part of a word for [`replace_word_ci`]: an ASCII letter or digit.
-fn is_word_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
+/// Whether two adjacent bytes of a text are inside one word, for [`replace_word_ci`]:
+/// both ASCII letters or both ASCII digits, and not a lower-case letter followed by a
+/// capital (a camel-case joint, as in `KantoPowerVPN`). A letter beside a digit is a word
+/// edge, so a name is still found in host names such as `DEN01` or `01den`.
+fn joined(a: u8, b: u8) -> bool {
+    (a.is_ascii_alphabetic()
+        && b.is_ascii_alphabetic()
+        && !(a.is_ascii_lowercase() && b.is_ascii_uppercase()))
+        || (a.is_ascii_digit() && b.is_ascii_digit())
 }
 
 /// Replaces every occurrence of `term` in `s` **as a word**, ASCII-case-insensitively.
 ///
-/// An edge of the term that is an ASCII letter or digit must not touch another one in `s`:
-/// `Den` matches in `Den's SCADA`, `DEN-01`, `den_scada` and `Denの報告`, but not in
-/// `incident`. An edge that is anything else — punctuation, or a letter of a script
-/// without spaces between words, such as Japanese — matches wherever it occurs, so a
-/// Japanese name is found as a substring (`東京電力` in `東京電力の報告`).
+/// Each edge of a match must be a word edge in `s` (see [`joined`]): `Den` matches in
+/// `Den's SCADA`, `DEN-01`, `DEN01`, `den_scada`, `DenSCADA` and `Denの報告`, but not in
+/// `incident`, `Dense` or `DENSE`. An edge that is not an ASCII letter or digit —
+/// punctuation, or a letter of a script without spaces between words, such as Japanese —
+/// matches wherever it occurs, so a Japanese name is found as a substring (`東京電力` in
+/// `東京電力の報告`).
 fn replace_word_ci(s: &str, term: &str, with: &str) -> Option<String> {
     let (sb, tb) = (s.as_bytes(), term.as_bytes());
     let (Some(&first), Some(&last)) = (tb.first(), tb.last()) else {
@@ -310,12 +317,16 @@ fn replace_word_ci(s: &str, term: &str, with: &str) -> Option<String> {
     let (mut i, mut last_end, mut hit) = (0, 0, false);
     while i + tb.len() <= sb.len() {
         let window = sb.get(i..i + tb.len()).unwrap_or_default();
-        let open_before = !is_word_byte(first)
-            || i.checked_sub(1)
-                .and_then(|j| sb.get(j))
-                .is_none_or(|&b| !is_word_byte(b));
-        let open_after =
-            !is_word_byte(last) || sb.get(i + tb.len()).is_none_or(|&b| !is_word_byte(b));
+        // The edges are judged on the text's own bytes (their case included).
+        let (w_first, w_last) = (
+            window.first().copied().unwrap_or(first),
+            window.last().copied().unwrap_or(last),
+        );
+        let open_before = i
+            .checked_sub(1)
+            .and_then(|j| sb.get(j))
+            .is_none_or(|&b| !joined(b, w_first));
+        let open_after = sb.get(i + tb.len()).is_none_or(|&b| !joined(w_last, b));
         // A match of a whole UTF-8 term starts and ends on character boundaries, so the
         // `get`s below cannot fail; if they ever did, the text is left as it was.
         if window.eq_ignore_ascii_case(tb)
@@ -446,8 +457,8 @@ fn unique_key(m: &Map<String, Value>, key: String, sep: &str) -> String {
 }
 
 /// What of `s`'s terms is still in `v` (see [`anonymise`], step 4): in every text value
-/// and property name, matched as words; in an identifier (an `id`, a reference, an id
-/// used as a property name) only its UUID half is searched, and `type` values and the
+/// and property name, matched as words; a well-formed identifier (an `id`, a reference, an
+/// id used as a property name) is not searched (its UUID is random hex), and `type` values and the
 /// specification's structural property names not at all — the name `Den` is not a trace
 /// in `incident--…`, nor `mark` in `object_marking_refs`.
 fn leak_in(v: &Value, key: Option<&str>, s: &Scrubber) -> Option<String> {
@@ -457,17 +468,17 @@ fn leak_in(v: &Value, key: Option<&str>, s: &Scrubber) -> Option<String> {
 /// [`leak_in`] at nesting `depth` (0: a property of the object itself).
 fn leak_at(v: &Value, key: Option<&str>, depth: usize, s: &Scrubber) -> Option<String> {
     let is_id = |k: &str| k == "id" || k.ends_with("_ref") || k.ends_with("_refs");
-    let uuid_half = |t: &str| t.split_once("--").map_or(t, |(_, u)| u).to_owned();
     match v {
         // The object's own type; a `type` deeper down may be anyone's text.
         Value::String(t) if key == Some("type") && depth == 0 && is_valid_type_name(t) => None,
-        Value::String(t) if key.is_some_and(is_id) => s.leaks(&uuid_half(t)),
+        // A well-formed identifier is a type name and a UUID: random hex, no trace (a
+        // hex-only name such as `Abe` may occur in it by chance, and must not withhold the
+        // copy). Anything else under an id key is searched as text.
+        Value::String(t) if key.is_some_and(is_id) && StixId::parse(t).is_ok() => None,
         Value::String(t) => s.leaks(t),
         Value::Array(items) => items.iter().find_map(|x| leak_at(x, key, depth, s)),
         Value::Object(m) => m.iter().find_map(|(k, x)| {
-            let in_key = if StixId::parse(k).is_ok() {
-                s.leaks(&uuid_half(k))
-            } else if structural(k) {
+            let in_key = if StixId::parse(k).is_ok() || structural(k) {
                 None
             } else {
                 s.leaks(k)
@@ -705,6 +716,16 @@ mod tests {
             ),
             "[redacted]'s SCADA at [redacted]-01 ([redacted]_scada, [redacted].example): \
              an incident, not the Dens"
+        );
+        // Glued to digits or at a camel-case joint it is still the name; inside a word
+        // of the same case it is not.
+        assert_eq!(
+            scrub_text(
+                "hosts DEN01, 01den and DenSCADA; the KantoPowerVPN; Dense DENSE Golden",
+                &["Den", "Kanto Power", "Power"]
+            ),
+            "hosts [redacted]01, 01[redacted] and [redacted]SCADA; the Kanto[redacted]VPN; \
+             Dense DENSE Golden"
         );
         assert_eq!(
             scrub_text(

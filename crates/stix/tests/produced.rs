@@ -161,17 +161,49 @@ fn the_anonymised_copy_has_no_trace_of_its_source() {
 
 #[test]
 fn anonymising_refuses_to_return_a_copy_that_still_leaks() {
-    // A scrub string that occurs inside an identifier cannot be removed without breaking
-    // the reference: the relay refuses instead of leaking.
-    let b = bundle();
-    let inside_an_id = &source_identity().as_str()["identity--".len()..][..8].to_owned();
+    // The source identity's id written into free text is not a reference that can be
+    // rewritten: the relay refuses instead of leaking it (PP-12).
+    let mut v = serde_json::to_value(bundle()).unwrap();
+    let objects = v["objects"].as_array_mut().unwrap();
+    let note = objects
+        .iter_mut()
+        .find(|o| o["type"] != "identity" && o.get("description").is_some())
+        .unwrap();
+    note["description"] = format!("raised by {}", source_identity().as_str()).into();
+    let b =
+        mamori_stix::parse_bundle(&serde_json::to_vec(&v).unwrap(), &Default::default()).unwrap();
     let e = anonymise(
         &b,
-        &[],
+        &[source_identity()],
         &centre(),
-        &[inside_an_id],
+        &[],
         StixId::from_random_bytes("bundle", [42; 16]).unwrap(),
     )
     .unwrap_err();
     assert!(e.to_string().starts_with("anonymisation incomplete"), "{e}");
+}
+
+#[test]
+fn a_scrub_string_found_by_chance_inside_an_identifier_withholds_nothing() {
+    // A well-formed id is a type name and random hex: a hex-only name (`Abe`, `Cafe`) may
+    // occur in it by chance and is no trace of the source, so the copy is written.
+    let b = bundle();
+    let kept = b
+        .objects()
+        .iter()
+        .find(|o| o.id().as_str().starts_with("indicator--"))
+        .unwrap()
+        .id()
+        .as_str()
+        .to_owned();
+    let inside_an_id = &kept["indicator--".len()..][..8];
+    let a = anonymise(
+        &b,
+        &[source_identity()],
+        &centre(),
+        &[inside_an_id],
+        StixId::from_random_bytes("bundle", [42; 16]).unwrap(),
+    )
+    .unwrap();
+    assert!(a.bundle.objects().iter().any(|o| o.id().as_str() == kept));
 }
