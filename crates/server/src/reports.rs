@@ -104,13 +104,16 @@ fn accepted(s: Submitted) -> Response {
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key store nothing new")),
     responses((status = 202, body = ReportOut, description = "received; Location names the status resource"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody, description = "not sent as application/json or application/stix+json")))]
 pub(crate) async fn submit(
     State(s): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Like every JSON endpoint: a body not sent as JSON is refused before it is read.
+    crate::json::require_json(&headers)?;
     let body = body_bytes(body)?;
     let key = idempotency_key(&headers)?;
     let stix = is_stix(&headers, &body);

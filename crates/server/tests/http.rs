@@ -475,7 +475,7 @@ async fn bad_requests_get_their_status_and_change_nothing(store: Store) {
         .body(Body::from(new_org.to_string()))
         .unwrap();
     let resp = api.app.clone().oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(
         resp.headers().get("x-request-id").is_some(),
         "every response names its request"

@@ -574,14 +574,36 @@ async fn malformed_input_is_refused_and_nothing_is_stored(store: Store) {
             "payload_too_large",
             "larger than",
         ),
+        // A valid report sent as anything but JSON is refused like on every JSON endpoint.
+        (
+            "sent as text/plain",
+            "text/plain",
+            flash(Tlp::Amber, "low").to_string().into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type: application/json",
+        ),
+        (
+            "sent without a Content-Type",
+            "",
+            flash(Tlp::Amber, "low").to_string().into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type: application/json",
+        ),
     ];
     for (what, media, body, status, code, says) in cases {
+        let headers: &[(&str, &str)] = if media.is_empty() {
+            &[]
+        } else {
+            &[("content-type", media)]
+        };
         let r = api
             .call(
                 "POST",
                 "/api/v1/reports",
                 Some(&c.reporter),
-                &[("content-type", media)],
+                headers,
                 Some(body),
             )
             .await;
@@ -614,6 +636,20 @@ async fn malformed_input_is_refused_and_nothing_is_stored(store: Store) {
         )
         .await;
     assert_error(&extra, StatusCode::BAD_REQUEST, "invalid_input");
+    let as_text = api
+        .call(
+            "POST",
+            &stages,
+            Some(&c.reporter),
+            &[("content-type", "text/plain")],
+            Some(json!({"stage": "interim", "text": "x"}).to_string().into()),
+        )
+        .await;
+    assert_error(
+        &as_text,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     let not_mine = api
         .post(
             &stages,
