@@ -95,7 +95,7 @@ fn no_help_names_an_environment_variable_twice() {
         for line in help.lines() {
             let names: Vec<&str> = line
                 .match_indices("[env: ")
-                .filter_map(|(at, _)| line.get(at + 6..)?.split(|c| c == ']' || c == '=').next())
+                .filter_map(|(at, _)| line.get(at + 6..)?.split([']', '=']).next())
                 .collect();
             let mut unique = names.clone();
             unique.sort_unstable();
