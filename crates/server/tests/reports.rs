@@ -236,7 +236,12 @@ async fn every_marking_reaches_whom_it_allows_on_every_read_path(store: Store) {
     for confidential in [false, true] {
         for tlp in Tlp::ALL {
             let mut body = flash(tlp, "medium");
-            body["exclude"] = json!([c.excluded_org]);
+            // By id, or by its registered name: the same exclusion either way.
+            body["exclude"] = if confidential {
+                json!([c.excluded_org])
+            } else {
+                json!(["Supervising Ministry"])
+            };
             if !confidential {
                 body["recipients"] = json!([c.named_id]);
             }
@@ -473,6 +478,8 @@ async fn malformed_input_is_refused_and_nothing_is_stored(store: Store) {
     missing.as_object_mut().unwrap().remove("cause");
     let mut unknown_org = flash(Tlp::Amber, "low");
     unknown_org["exclude"] = json!([4242]);
+    let mut unknown_name = flash(Tlp::Amber, "low");
+    unknown_name["share_with"] = json!(["Kansai Gas", "Supervising Ministery"]);
     let mut exclude_centre = flash(Tlp::Amber, "low");
     exclude_centre["exclude"] = json!([1]);
     let mut future = flash(Tlp::Amber, "low");
@@ -517,6 +524,14 @@ async fn malformed_input_is_refused_and_nothing_is_stored(store: Store) {
             StatusCode::BAD_REQUEST,
             "invalid_input",
             "does not exist",
+        ),
+        (
+            "unknown organisation name",
+            "application/json",
+            unknown_name.to_string().into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "`share_with` names \"Supervising Ministery\", which no organisation is called",
         ),
         (
             "excluding the window",
