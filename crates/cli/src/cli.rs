@@ -205,6 +205,11 @@ pub(crate) enum ReportCommand {
         #[command(flatten)]
         centre: CentreArgs,
     },
+    /// List the organisations (id, kind, sector, name) that a report's exclude, route_to and share_with may name
+    Orgs {
+        #[command(flatten)]
+        centre: CentreArgs,
+    },
 }
 
 /// Where the centre is, and the token to call it with.
