@@ -1078,6 +1078,19 @@ async fn the_reports_api_is_documented(store: Store) {
     }
     let post = &doc["paths"]["/api/v1/reports"]["post"];
     assert!(post["responses"]["202"].is_object() && post["responses"]["409"].is_object());
+    assert!(post["responses"]["415"].is_object(), "{post}");
+    // The audience lists take an organisation's id or its name; the directory is there.
+    let exclude = &doc["components"]["schemas"]["FlashReport"]["properties"]["exclude"];
+    assert_eq!(
+        exclude["items"]["$ref"], "#/components/schemas/OrgRef",
+        "{exclude}"
+    );
+    let org_ref = doc["components"]["schemas"]["OrgRef"].to_string();
+    assert!(
+        org_ref.contains("#/components/schemas/OrgId") && org_ref.contains("\"string\""),
+        "{org_ref}"
+    );
+    assert!(doc["paths"]["/api/v1/orgs"]["get"].is_object());
 }
 
 async fn the_reporters_name_is_scrubbed_from_what_others_read(store: Store) {
