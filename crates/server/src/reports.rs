@@ -119,7 +119,13 @@ pub(crate) async fn submit(
     let stix = is_stix(&headers, &body);
     let mut tx = s.store.begin().await?;
     let flash = if stix {
-        mamori_share::stix_in::flash_from_bundle_bytes(&body, s.config.body_limit_bytes)?
+        let orgs = tx.orgs().await?;
+        let directory: Vec<_> = orgs.iter().map(|o| (o.id, o.name.as_str())).collect();
+        mamori_share::stix_in::flash_from_bundle_bytes(
+            &body,
+            s.config.body_limit_bytes,
+            &directory,
+        )?
     } else {
         flash_from_json(&mut tx, &body).await?
     };

@@ -456,6 +456,26 @@ async fn a_stix_bundle_becomes_a_report_under_its_marking(store: Store) {
     let listed = api.get("/api/v1/reports", Some(&c.other)).await.body;
     assert_eq!(listed["reports"].as_array().unwrap().len(), 1);
     assert_eq!(listed["reports"][0]["tlp"], "green");
+    // The audience lists of `x_mamori_report` take names, as the JSON form does: a GREEN
+    // report excluding Kansai Gas by name never reaches it.
+    let mut named = stix_bundle(Some(Tlp::Green.stix_id()));
+    named["objects"][0]["x_mamori_report"]["exclude"] = json!(["Kansai Gas"]);
+    let r = api.post("/api/v1/reports", Some(&c.reporter), &named).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let kansai = api.get("/api/v1/admin/orgs", Some(&api.admin)).await.body;
+    let kansai = kansai
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "Kansai Gas")
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(r.body["audience"]["excluded"], json!([kansai]));
+    let listed = api.get("/api/v1/reports", Some(&c.other)).await.body;
+    assert_eq!(listed["reports"].as_array().unwrap().len(), 1);
+    named["objects"][0]["x_mamori_report"]["exclude"] = json!(["Kansai Gass"]);
+    let r = api.post("/api/v1/reports", Some(&c.reporter), &named).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_input");
 }
 
 async fn malformed_input_is_refused_and_nothing_is_stored(store: Store) {
