@@ -5,11 +5,28 @@ use crate::cli::{AdminCommand, OrgCommand, TokenCommand, UserCommand};
 use crate::config::MamoriConfig;
 use crate::serve::open_store;
 use anyhow::{Context, bail};
-use mamori_core::Clock;
 use mamori_core::time::{SystemClock, rfc3339};
+use mamori_core::{Clock, OrgId};
 use mamori_oversight::Actor;
 use mamori_store::{NewOrg, NewUser};
 use serde::Serialize;
+
+/// Organisations as a table: id, kind, sector (`-` for none), name. `admin org list`
+/// and `report orgs` print the same.
+pub(crate) fn org_table<'a>(
+    rows: impl Iterator<Item = (OrgId, &'a str, Option<&'a str>, &'a str)>,
+) -> String {
+    let mut s = format!("{:>5}  {:<20} {:<12} NAME", "ID", "KIND", "SECTOR");
+    for (id, kind, sector, name) in rows {
+        s.push_str(&format!(
+            "\n{:>5}  {:<20} {:<12} {name}",
+            id,
+            kind,
+            sector.unwrap_or("-")
+        ));
+    }
+    s
+}
 
 #[allow(clippy::print_stdout)]
 fn emit<T: Serialize>(
@@ -42,18 +59,10 @@ pub(crate) async fn run(cfg: &MamoriConfig, cmd: AdminCommand, json: bool) -> an
         AdminCommand::Org(OrgCommand::List) => {
             let orgs = tx.orgs().await?;
             emit(json, &orgs, |orgs| {
-                let mut s = format!("{:>5}  {:<20} {:<12} NAME", "ID", "KIND", "SECTOR");
-                for o in orgs {
-                    let sector = o.sector.map(|s| s.slug()).unwrap_or("-");
-                    s.push_str(&format!(
-                        "\n{:>5}  {:<20} {:<12} {}",
-                        o.id,
-                        o.kind.slug(),
-                        sector,
-                        o.name
-                    ));
-                }
-                s
+                org_table(
+                    orgs.iter()
+                        .map(|o| (o.id, o.kind.slug(), o.sector.map(|s| s.slug()), &*o.name)),
+                )
             })?;
         }
         AdminCommand::Org(OrgCommand::Profile {

@@ -15,7 +15,9 @@ pub(crate) struct Cli {
 }
 
 /// Options every command takes. Each one can also come from the config file or from a
-/// `MAMORI_*` environment variable; the command line wins.
+/// `MAMORI_*` environment variable; the command line wins. These are read through the
+/// layered configuration, not by clap, so their help names the variable by hand; an
+/// argument with clap's `env = …` must not, or `--help` shows it twice.
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
     /// TOML configuration file [env: MAMORI_CONFIG]
@@ -82,7 +84,7 @@ pub(crate) enum Command {
         /// Also send the findings to the centre at this URL (POST /api/v1/findings; a carrier's token)
         #[arg(long, value_name = "URL")]
         post: Option<String>,
-        /// The token for --post [env: MAMORI_TOKEN]
+        /// The token for --post
         #[arg(long, env = "MAMORI_TOKEN", hide_env_values = true, requires = "post")]
         token: Option<String>,
         /// The TLP marking of posted findings: clear, green, amber, amber+strict, red
@@ -130,7 +132,7 @@ pub(crate) enum Command {
     },
     /// Pseudonymise addresses read one per line on stdin with Crypto-PAn; prints address<TAB>pseudonym
     Pseudonymise {
-        /// The 32-byte Crypto-PAn key as 64 hex digits (AES key, then padding key, as in the reference code) [env: MAMORI_PSEUDONYM_KEY]
+        /// The 32-byte Crypto-PAn key as 64 hex digits (AES key, then padding key, as in the reference code)
         #[arg(long, env = "MAMORI_PSEUDONYM_KEY", hide_env_values = true)]
         key_hex: String,
     },
@@ -166,7 +168,7 @@ pub(crate) enum AuditCommand {
         /// The ledger's verifier key (name+keyid+key text, or a file holding it, e.g. ledger.pub)
         #[arg(long)]
         key: String,
-        /// An overseer's API token [env: MAMORI_TOKEN]
+        /// An overseer's API token
         #[arg(long, env = "MAMORI_TOKEN", hide_env_values = true)]
         token: String,
         /// File with the checkpoint saved by the last run: checked for consistency, then replaced
@@ -203,15 +205,20 @@ pub(crate) enum ReportCommand {
         #[command(flatten)]
         centre: CentreArgs,
     },
+    /// List the organisations (id, kind, sector, name) that a report's exclude, route_to and share_with may name
+    Orgs {
+        #[command(flatten)]
+        centre: CentreArgs,
+    },
 }
 
 /// Where the centre is, and the token to call it with.
 #[derive(Debug, Args)]
 pub(crate) struct CentreArgs {
-    /// The centre's base URL [env: MAMORI_URL]
+    /// The centre's base URL
     #[arg(long, env = "MAMORI_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// An API token of your organisation [env: MAMORI_TOKEN]
+    /// An API token of your organisation
     #[arg(long, env = "MAMORI_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }

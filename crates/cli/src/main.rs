@@ -237,6 +237,7 @@ async fn run(cli: cli::Cli) -> anyhow::Result<()> {
                 cli::ReportCommand::Status { id, centre } => {
                     report::status(&centre.into(), id, json)
                 }
+                cli::ReportCommand::Orgs { centre } => report::orgs(&centre.into(), json),
             })
             .await?
         }

@@ -1,5 +1,5 @@
-//! `mamori report submit` and `mamori report status`: an operator's machine-to-machine
-//! path to the one window (PP-8, PP-9), over the centre's API.
+//! `mamori report submit`, `status` and `orgs`: an operator's machine-to-machine path to
+//! the one window (PP-8, PP-9), over the centre's API.
 
 use std::io::Read;
 use std::path::Path;
@@ -40,6 +40,18 @@ impl Centre {
 
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url.trim_end_matches('/'))
+    }
+
+    /// GETs `path` with the token and returns the JSON answer, or the server's message.
+    fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let url = self.url(path);
+        let resp = self
+            .agent()?
+            .get(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
+            .call()
+            .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
+        Ok(answer(&format!("GET {url}"), resp)?.0)
     }
 }
 
@@ -124,14 +136,7 @@ pub(crate) fn submit(centre: &Centre, file: &Path, key: Option<&str>) -> anyhow:
 /// Prints a report's status under its regime: each stage and the centre's duties.
 #[allow(clippy::print_stdout)]
 pub(crate) fn status(centre: &Centre, id: i64, json: bool) -> anyhow::Result<()> {
-    let url = centre.url(&format!("/api/v1/reports/{id}"));
-    let resp = centre
-        .agent()?
-        .get(&url)
-        .header("Authorization", &format!("Bearer {}", centre.token))
-        .call()
-        .map_err(|e| anyhow::anyhow!("GET {url}: {e}"))?;
-    let (v, _) = answer(&format!("GET {url}"), resp)?;
+    let v = centre.get_json(&format!("/api/v1/reports/{id}"))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -164,6 +169,39 @@ pub(crate) fn status(centre: &Centre, id: i64, json: bool) -> anyhow::Result<()>
             t("due"),
             t("done_at"),
             if st["late"] == true { " (late)" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// One organisation in the centre's directory (`GET /api/v1/orgs`).
+#[derive(serde::Deserialize, serde::Serialize)]
+struct DirectoryEntry {
+    id: mamori_core::OrgId,
+    name: String,
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sector: Option<String>,
+}
+
+/// Prints the centre's directory of organisations: the ids and names a report's
+/// `exclude`, `route_to` and `share_with` take.
+#[allow(clippy::print_stdout)]
+pub(crate) fn orgs(centre: &Centre, json: bool) -> anyhow::Result<()> {
+    let v = centre.get_json("/api/v1/orgs")?;
+    let orgs: Vec<DirectoryEntry> = serde_json::from_value(v)
+        .map_err(|e| anyhow::anyhow!("GET /api/v1/orgs: not a directory of organisations: {e}"))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&orgs)?);
+    } else {
+        println!(
+            "{}",
+            crate::admin::org_table(orgs.iter().map(|o| (
+                o.id,
+                o.kind.as_str(),
+                o.sector.as_deref(),
+                o.name.as_str()
+            )))
         );
     }
     Ok(())

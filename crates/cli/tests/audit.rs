@@ -123,13 +123,18 @@ impl Centre {
         }
     }
 
-    async fn tamper(&self, sql: &str) {
+    /// The centre's database, opened directly as a tamperer would.
+    async fn store(&self) -> mamori_store::Store {
         let cfg = mamori_store::StoreConfig {
             data_dir: self.data.path().to_owned(),
             database_url: self.db_url.clone(),
             max_connections: 1,
         };
-        let store = mamori_store::Store::open(&cfg).await.unwrap();
+        mamori_store::Store::open(&cfg).await.unwrap()
+    }
+
+    async fn tamper(&self, sql: &str) {
+        let store = self.store().await;
         let mut tx = store.begin().await.unwrap();
         tx.execute_raw(sql).await.unwrap();
         tx.commit().await.unwrap();
@@ -138,6 +143,54 @@ impl Centre {
 
     async fn is_postgres(&self) -> bool {
         self.db_url.is_some()
+    }
+
+    /// Runs `mamori audit verify`, which must fail saying each of `says`; returns stderr.
+    fn refused(&self, says: &[&str]) -> String {
+        let err = self.verify().unwrap_err();
+        for part in says {
+            assert!(err.contains(part), "{part:?} in {err}");
+        }
+        err
+    }
+
+    /// Removes the leaf record the last successful verification saved, as an overseer
+    /// verifying for the first time would have none.
+    fn forget_record(&self) {
+        let mut name = self.saved().into_os_string();
+        name.push(".leaves");
+        std::fs::remove_file(name).unwrap();
+    }
+
+    /// Rewrites every stored tree node from the entries as they now are, as a tamperer
+    /// who knows the tree layout would, so that the centre's proofs agree with the
+    /// rewritten entries (the old signed checkpoint stays).
+    async fn recompute_tree(&self) {
+        let store = self.store().await;
+        let mut tx = store.begin().await.unwrap();
+        let entries = mamori_oversight::entries(&mut tx, 0, 1000).await.unwrap();
+        let mut frontier = mamori_ledger::Frontier::empty();
+        let mut nodes = Vec::new();
+        for (_, data) in &entries {
+            frontier
+                .push(mamori_ledger::leaf_hash(data), &mut nodes)
+                .unwrap();
+        }
+        let mut sql = String::from("DELETE FROM ledger_nodes;");
+        for (id, hash) in nodes {
+            let blob = if self.is_postgres().await {
+                format!("decode('{}', 'hex')", hash.to_hex())
+            } else {
+                format!("X'{}'", hash.to_hex())
+            };
+            sql.push_str(&format!(
+                "INSERT INTO ledger_nodes (level, idx, hash) VALUES ({}, {}, {blob});",
+                id.level, id.index
+            ));
+        }
+        tx.execute_raw(&sql).await.unwrap();
+        tx.commit().await.unwrap();
+        store.close().await;
     }
 }
 
@@ -164,11 +217,38 @@ async fn scenarios(
         "UPDATE ledger_entries SET data = CAST(replace(CAST(data AS TEXT), 'local:', 'LOCAL:') AS BLOB) WHERE idx = 4"
     };
     c.tamper(rewrite).await;
-    let err = c.verify().unwrap_err();
-    assert!(
-        err.contains("entry 4 does not match the signed log"),
-        "{err}"
-    );
+    let entry_4 = "entry 4 does not match the signed log";
+    c.refused(&[entry_4]);
+    // Without the overseer's leaf record, the centre's own proofs name it.
+    c.forget_record();
+    c.refused(&[entry_4]);
+    // The stored tree recomputed over the rewritten entry, the old checkpoint kept: no
+    // proof the centre serves verifies any more. The leaf record of the last verification
+    // names the entry; without it the verifier says it cannot, rather than blame entry 0.
+    c.recompute_tree().await;
+    let err = c.refused(&["entries 0..9 do not match the signed log", "FILE.leaves"]);
+    assert!(!err.contains("entry 0 "), "{err}");
+    drop(c);
+    let c = centre(db_url().await);
+    c.verify().unwrap();
+    c.tamper(rewrite).await;
+    c.recompute_tree().await;
+    c.refused(&[entry_4]);
+    drop(c);
+
+    // A middle entry deleted and the later rows renumbered to close the gap: named, with
+    // the leaf record and, without it, by the centre's proofs.
+    let c = centre(db_url().await);
+    c.verify().unwrap();
+    c.tamper(
+        "DELETE FROM ledger_entries WHERE idx = 4;
+         UPDATE ledger_entries SET idx = -idx WHERE idx > 4;
+         UPDATE ledger_entries SET idx = -idx - 1 WHERE idx < 0;",
+    )
+    .await;
+    c.refused(&[entry_4, "renumbered"]);
+    c.forget_record();
+    c.refused(&[entry_4, "renumbered"]);
     drop(c);
 
     // The last entries deleted, leaving the rest alone.
@@ -219,12 +299,7 @@ async fn scenarios(
     c.tamper("DELETE FROM ledger_entries; DELETE FROM ledger_nodes; UPDATE ledger_head SET size = 0; DELETE FROM ledger_checkpoints;")
         .await;
     {
-        let cfg = mamori_store::StoreConfig {
-            data_dir: c.data.path().to_owned(),
-            database_url: c.db_url.clone(),
-            max_connections: 1,
-        };
-        let store = mamori_store::Store::open(&cfg).await.unwrap();
+        let store = c.store().await;
         let mut tx = store.begin().await.unwrap();
         let t = mamori_core::time::from_millis(1_790_000_000_000).unwrap();
         let forged: Vec<_> = (0..12)

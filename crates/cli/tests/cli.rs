@@ -79,6 +79,32 @@ fn every_command_describes_itself_in_one_line() {
     }
 }
 
+/// Each option's help names its environment variable once: clap's own `[env: X=…]` and a
+/// hand-written `[env: X]` in the doc comment must not both appear.
+#[test]
+fn no_help_names_an_environment_variable_twice() {
+    for path in command_paths() {
+        // With every MAMORI_* variable set, clap also shows values it does not hide.
+        let out = mamori()
+            .args(&path)
+            .arg("--help")
+            .env("MAMORI_URL", "http://127.0.0.1:1")
+            .output()
+            .unwrap();
+        let help = String::from_utf8(out.stdout).unwrap();
+        for line in help.lines() {
+            let names: Vec<&str> = line
+                .match_indices("[env: ")
+                .filter_map(|(at, _)| line.get(at + 6..)?.split([']', '=']).next())
+                .collect();
+            let mut unique = names.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), names.len(), "mamori {path:?} --help: {line}");
+        }
+    }
+}
+
 #[test]
 fn init_then_admin_then_refuse_a_second_init() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
-//! `mamori report submit` and `mamori report status` against a real `mamori serve` on
-//! 127.0.0.1: a flash report sent from a file, retried with the same idempotency key, and
-//! its regime status printed.
+//! `mamori report submit`, `status` and `orgs` against a real `mamori serve` on
+//! 127.0.0.1: a flash report sent from a file, retried with the same idempotency key, its
+//! regime status printed, and the directory of organisations.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -8,6 +8,16 @@ mod support;
 
 use std::ffi::OsStr;
 use support::{mamori, start_serve};
+
+/// Asserts that a command succeeded and returns its standard output.
+fn stdout_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
 
 #[test]
 fn an_operator_submits_a_flash_report_and_follows_its_status() {
@@ -86,16 +96,12 @@ fn an_operator_submits_a_flash_report_and_follows_its_status() {
     );
     assert!(String::from_utf8_lossy(&again.stderr).starts_with("already received: report 1"));
 
-    let out = mamori()
-        .args(["report", "status", "1", "--url", &url])
-        .env("MAMORI_TOKEN", &token)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = stdout_of(
+        &mamori()
+            .args(["report", "status", "1", "--url", &url])
+            .env("MAMORI_TOKEN", &token)
+            .output()
+            .unwrap(),
     );
     // Detected in January: the interim report and the centre's duties are long overdue.
     assert!(
@@ -128,6 +134,31 @@ fn an_operator_submits_a_flash_report_and_follows_its_status() {
         String::from_utf8_lossy(&out.stderr).contains("404"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `mamori report orgs`: the directory a member may read (the admin list it may not),
+    // as a table and as JSON: the names and ids `exclude` and `share_with` take.
+    let orgs = |json: bool| {
+        let mut cmd = mamori();
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.args(["report", "orgs", "--url", &url])
+            .env("MAMORI_TOKEN", &token)
+            .output()
+            .unwrap()
+    };
+    let text = stdout_of(&orgs(false));
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["2", "operator", "electricity", "Kanto", "Power"]),
+        "{text}"
+    );
+    let listed: serde_json::Value = serde_json::from_str(&stdout_of(&orgs(true))).unwrap();
+    assert_eq!(
+        listed[1],
+        serde_json::json!({"id": 2, "name": "Kanto Power", "kind": "operator", "sector": "electricity"})
     );
 
     // `mamori export`: what the operator may see, as one STIX 2.1 bundle on stdout.

@@ -21,6 +21,10 @@ pub enum ErrorKind {
     Conflict,
     /// The request body is larger than the configured limit.
     PayloadTooLarge,
+    /// The request body is sent as a media type the endpoint does not read (no
+    /// `Content-Type`, or `text/plain` where JSON is expected); resending it with the
+    /// named type fixes it.
+    UnsupportedMediaType,
     /// A dependency (the database, a broker) is down or timed out; retrying may help.
     Unavailable,
     /// A bug or an unexpected state: details go to the log, not to the caller.
@@ -37,6 +41,7 @@ impl ErrorKind {
             ErrorKind::NotFound => "not_found",
             ErrorKind::Conflict => "conflict",
             ErrorKind::PayloadTooLarge => "payload_too_large",
+            ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal",
         }

@@ -73,6 +73,45 @@ pub(crate) struct TokenFilter {
     user: Option<UserId>,
 }
 
+/// One organisation in the directory every member may read: what a reporter needs to
+/// name it in `exclude`, `route_to` or `share_with`, and nothing more (no contacts, no
+/// registered profile, no users).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct DirectoryEntry {
+    /// Its id.
+    id: OrgId,
+    /// Its registered name (unique; a report's audience lists take it too).
+    name: String,
+    /// What it is.
+    kind: OrgKind,
+    /// Its critical-infrastructure sector, if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sector: Option<Sector>,
+}
+
+/// The directory of organisations, for every authenticated caller: id, name, kind and
+/// sector, so a reporter can name who to exclude or share with (PP-11).
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = Vec<DirectoryEntry>), (status = 401, body = ErrorBody)))]
+pub(crate) async fn directory(
+    State(s): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<DirectoryEntry>>, ApiError> {
+    let mut tx = s.store.begin_read().await?;
+    let orgs = tx.orgs().await?;
+    tx.commit().await?;
+    Ok(Json(
+        orgs.into_iter()
+            .map(|o| DirectoryEntry {
+                id: o.id,
+                name: o.name,
+                kind: o.kind,
+                sector: o.sector,
+            })
+            .collect(),
+    ))
+}
+
 /// Every organisation.
 #[utoipa::path(get, path = "/api/v1/admin/orgs", tag = "admin", security(("bearer" = [])),
     responses((status = 200, body = Vec<Org>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]

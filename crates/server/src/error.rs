@@ -28,6 +28,7 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict => StatusCode::CONFLICT,
         ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -54,7 +55,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// A stable machine-readable code: `invalid_input`, `unauthenticated`, `forbidden`,
-    /// `not_found`, `conflict`, `payload_too_large`, `unavailable`, `internal`.
+    /// `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+    /// `unavailable`, `internal`; `method_not_allowed` for a method a path does not take.
     pub code: String,
     /// What was wrong and what to do about it.
     pub message: String,
@@ -121,10 +123,7 @@ impl From<JsonRejection> for ApiError {
                 ErrorKind::InvalidInput,
                 format!("the body is not valid JSON: {}", e.body_text()),
             ),
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                ErrorKind::InvalidInput,
-                "send the body as JSON with the header Content-Type: application/json",
-            ),
+            JsonRejection::MissingJsonContentType(_) => crate::json::not_json(),
             other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
                 ErrorKind::PayloadTooLarge,
                 "the request body is larger than this server accepts (body_limit_bytes): send less",

@@ -104,28 +104,32 @@ fn accepted(s: Submitted) -> Response {
     params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key store nothing new")),
     responses((status = 202, body = ReportOut, description = "received; Location names the status resource"),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody)))]
+              (status = 409, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 415, body = ErrorBody, description = "not sent as application/json or application/stix+json")))]
 pub(crate) async fn submit(
     State(s): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // Like every JSON endpoint: a body not sent as JSON is refused before it is read.
+    crate::json::require_json(&headers)?;
     let body = body_bytes(body)?;
     let key = idempotency_key(&headers)?;
     let stix = is_stix(&headers, &body);
+    let mut tx = s.store.begin().await?;
     let flash = if stix {
-        mamori_share::stix_in::flash_from_bundle_bytes(&body, s.config.body_limit_bytes)?
+        let orgs = tx.orgs().await?;
+        let directory: Vec<_> = orgs.iter().map(|o| (o.id, o.name.as_str())).collect();
+        mamori_share::stix_in::flash_from_bundle_bytes(
+            &body,
+            s.config.body_limit_bytes,
+            &directory,
+        )?
     } else {
-        serde_json::from_slice::<FlashReport>(&body).map_err(|e| {
-            ApiError::new(
-                ErrorKind::InvalidInput,
-                format!("the body is not a valid flash report: {e} (see docs/REPORTING.md)"),
-            )
-        })?
+        flash_from_json(&mut tx, &body).await?
     };
     let now = s.clock.now();
-    let mut tx = s.store.begin().await?;
     // A STIX submission is kept with the report: its objects are relayed (anonymised).
     let bundle = stix.then(|| String::from_utf8_lossy(&body));
     let done = intake::submit_with(
@@ -142,6 +146,31 @@ pub(crate) async fn submit(
     tracing::info!(report = done.report.id, org = %caller.0.org.id, tlp = %flash.tlp,
         replayed = done.replayed, "report received");
     Ok(accepted(done))
+}
+
+/// A flash report sent as JSON, its audience lists' organisation names made ids
+/// (`mamori_share::report::resolve_org_names`) from the directory in `tx`.
+async fn flash_from_json(tx: &mut mamori_store::Tx, body: &[u8]) -> Result<FlashReport, ApiError> {
+    let not_a_report = |e: serde_json::Error| {
+        ApiError::new(
+            ErrorKind::InvalidInput,
+            format!("the body is not a valid flash report: {e} (see docs/REPORTING.md)"),
+        )
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(body).map_err(not_a_report)?;
+    let names_any = mamori_share::report::LISTS_TAKING_NAMES.iter().any(|l| {
+        v.get(l)
+            .and_then(|l| l.as_array())
+            .is_some_and(|l| l.iter().any(|e| e.is_string()))
+    });
+    if names_any {
+        let orgs = tx.orgs().await?;
+        mamori_share::report::resolve_org_names(
+            &mut v,
+            orgs.iter().map(|o| (o.id, o.name.as_str())),
+        )?;
+    }
+    serde_json::from_value(v).map_err(not_a_report)
 }
 
 pub(crate) fn report_id(id: &str) -> Result<i64, ApiError> {

@@ -43,7 +43,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
     components(schemas(ErrorBody)),
     tags(
         (name = "health", description = "Liveness"),
-        (name = "accounts", description = "Who am I"),
+        (name = "accounts", description = "Who am I, and the directory of organisations"),
         (name = "admin", description = "Organisations, users and tokens (role admin)"),
         (name = "export", description = "Everything the caller may see as STIX 2.1 bundles, page by page"),
         (name = "findings", description = "Findings about servers from carriers' sensors, under their TLP"),
@@ -70,6 +70,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(healthz))
         .routes(routes!(whoami))
+        .routes(routes!(admin::directory))
         .routes(routes!(admin::list_orgs, admin::create_org))
         .routes(routes!(admin::list_users, admin::create_user))
         .routes(routes!(admin::list_tokens, admin::issue_token))

@@ -117,6 +117,7 @@ async fn health_and_openapi_need_no_token(store: Store) {
     for path in [
         "/healthz",
         "/api/v1/whoami",
+        "/api/v1/orgs",
         "/api/v1/admin/orgs",
         "/api/v1/admin/users",
         "/api/v1/admin/tokens",
@@ -179,6 +180,28 @@ async fn token_lifecycle_over_http(store: Store) {
     assert_eq!(
         (s, me["user"]["name"].as_str()),
         (StatusCode::OK, Some("tanaka"))
+    );
+    // The directory: every organisation's id, name, kind and sector, for any member (to
+    // name in a report's `exclude` or `share_with`); nothing more. The admin list is not.
+    let centre = api.get("/api/v1/admin/orgs", Some(&admin)).await.1[0]["name"].clone();
+    let (s, dir) = api.get("/api/v1/orgs", Some(&secret)).await;
+    assert_eq!(s, StatusCode::OK, "{dir}");
+    assert_eq!(
+        dir,
+        json!([
+            {"id": 1, "name": centre, "kind": "coordination_centre"},
+            {"id": org["id"], "name": "Osaka Water", "kind": "operator", "sector": "water"},
+        ])
+    );
+    assert_error(
+        &api.get("/api/v1/admin/orgs", Some(&secret)).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+    assert_error(
+        &api.get("/api/v1/orgs", None).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
     );
     // The secret is never listed again.
     let (_, listed) = api
@@ -475,7 +498,7 @@ async fn bad_requests_get_their_status_and_change_nothing(store: Store) {
         .body(Body::from(new_org.to_string()))
         .unwrap();
     let resp = api.app.clone().oneshot(req).await.unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(
         resp.headers().get("x-request-id").is_some(),
         "every response names its request"

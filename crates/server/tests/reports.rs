@@ -236,7 +236,12 @@ async fn every_marking_reaches_whom_it_allows_on_every_read_path(store: Store) {
     for confidential in [false, true] {
         for tlp in Tlp::ALL {
             let mut body = flash(tlp, "medium");
-            body["exclude"] = json!([c.excluded_org]);
+            // By id, or by its registered name: the same exclusion either way.
+            body["exclude"] = if confidential {
+                json!([c.excluded_org])
+            } else {
+                json!(["Supervising Ministry"])
+            };
             if !confidential {
                 body["recipients"] = json!([c.named_id]);
             }
@@ -451,6 +456,26 @@ async fn a_stix_bundle_becomes_a_report_under_its_marking(store: Store) {
     let listed = api.get("/api/v1/reports", Some(&c.other)).await.body;
     assert_eq!(listed["reports"].as_array().unwrap().len(), 1);
     assert_eq!(listed["reports"][0]["tlp"], "green");
+    // The audience lists of `x_mamori_report` take names, as the JSON form does: a GREEN
+    // report excluding Kansai Gas by name never reaches it.
+    let mut named = stix_bundle(Some(Tlp::Green.stix_id()));
+    named["objects"][0]["x_mamori_report"]["exclude"] = json!(["Kansai Gas"]);
+    let r = api.post("/api/v1/reports", Some(&c.reporter), &named).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let kansai = api.get("/api/v1/admin/orgs", Some(&api.admin)).await.body;
+    let kansai = kansai
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "Kansai Gas")
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(r.body["audience"]["excluded"], json!([kansai]));
+    let listed = api.get("/api/v1/reports", Some(&c.other)).await.body;
+    assert_eq!(listed["reports"].as_array().unwrap().len(), 1);
+    named["objects"][0]["x_mamori_report"]["exclude"] = json!(["Kansai Gass"]);
+    let r = api.post("/api/v1/reports", Some(&c.reporter), &named).await;
+    assert_error(&r, StatusCode::BAD_REQUEST, "invalid_input");
 }
 
 async fn malformed_input_is_refused_and_nothing_is_stored(store: Store) {
@@ -473,6 +498,8 @@ async fn malformed_input_is_refused_and_nothing_is_stored(store: Store) {
     missing.as_object_mut().unwrap().remove("cause");
     let mut unknown_org = flash(Tlp::Amber, "low");
     unknown_org["exclude"] = json!([4242]);
+    let mut unknown_name = flash(Tlp::Amber, "low");
+    unknown_name["share_with"] = json!(["Kansai Gas", "Supervising Ministery"]);
     let mut exclude_centre = flash(Tlp::Amber, "low");
     exclude_centre["exclude"] = json!([1]);
     let mut future = flash(Tlp::Amber, "low");
@@ -517,6 +544,14 @@ async fn malformed_input_is_refused_and_nothing_is_stored(store: Store) {
             StatusCode::BAD_REQUEST,
             "invalid_input",
             "does not exist",
+        ),
+        (
+            "unknown organisation name",
+            "application/json",
+            unknown_name.to_string().into(),
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "`share_with` names \"Supervising Ministery\", which no organisation is called",
         ),
         (
             "excluding the window",
@@ -574,14 +609,36 @@ async fn malformed_input_is_refused_and_nothing_is_stored(store: Store) {
             "payload_too_large",
             "larger than",
         ),
+        // A valid report sent as anything but JSON is refused like on every JSON endpoint.
+        (
+            "sent as text/plain",
+            "text/plain",
+            flash(Tlp::Amber, "low").to_string().into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type: application/json",
+        ),
+        (
+            "sent without a Content-Type",
+            "",
+            flash(Tlp::Amber, "low").to_string().into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Content-Type: application/json",
+        ),
     ];
     for (what, media, body, status, code, says) in cases {
+        let headers: &[(&str, &str)] = if media.is_empty() {
+            &[]
+        } else {
+            &[("content-type", media)]
+        };
         let r = api
             .call(
                 "POST",
                 "/api/v1/reports",
                 Some(&c.reporter),
-                &[("content-type", media)],
+                headers,
                 Some(body),
             )
             .await;
@@ -614,6 +671,20 @@ async fn malformed_input_is_refused_and_nothing_is_stored(store: Store) {
         )
         .await;
     assert_error(&extra, StatusCode::BAD_REQUEST, "invalid_input");
+    let as_text = api
+        .call(
+            "POST",
+            &stages,
+            Some(&c.reporter),
+            &[("content-type", "text/plain")],
+            Some(json!({"stage": "interim", "text": "x"}).to_string().into()),
+        )
+        .await;
+    assert_error(
+        &as_text,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
     let not_mine = api
         .post(
             &stages,
@@ -1027,6 +1098,19 @@ async fn the_reports_api_is_documented(store: Store) {
     }
     let post = &doc["paths"]["/api/v1/reports"]["post"];
     assert!(post["responses"]["202"].is_object() && post["responses"]["409"].is_object());
+    assert!(post["responses"]["415"].is_object(), "{post}");
+    // The audience lists take an organisation's id or its name; the directory is there.
+    let exclude = &doc["components"]["schemas"]["FlashReport"]["properties"]["exclude"];
+    assert_eq!(
+        exclude["items"]["$ref"], "#/components/schemas/OrgRef",
+        "{exclude}"
+    );
+    let org_ref = doc["components"]["schemas"]["OrgRef"].to_string();
+    assert!(
+        org_ref.contains("#/components/schemas/OrgId") && org_ref.contains("\"string\""),
+        "{org_ref}"
+    );
+    assert!(doc["paths"]["/api/v1/orgs"]["get"].is_object());
 }
 
 async fn the_reporters_name_is_scrubbed_from_what_others_read(store: Store) {

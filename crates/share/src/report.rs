@@ -150,14 +150,19 @@ pub struct FlashReport {
     /// the reporter and the centre's analysts see it, and it is routed nowhere (PP-22).
     #[serde(default)]
     pub confidential: bool,
-    /// Organisations that must never see the report, whatever the marking (PP-11).
+    /// Organisations that must never see the report, whatever the marking (PP-11). In a
+    /// submission, ids or registered names ([`resolve_org_names`]); stored as ids.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<OrgRef>))]
     pub exclude: BTreeSet<OrgId>,
-    /// Authorities to route the report to, beyond those the regime names.
+    /// Authorities to route the report to, beyond those the regime names (ids or names).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<OrgRef>))]
     pub route_to: BTreeSet<OrgId>,
-    /// Further organisations the reporter shares it with (widening the audience, PP-11).
+    /// Further organisations the reporter shares it with (widening the audience, PP-11;
+    /// ids or names).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<OrgRef>))]
     pub share_with: BTreeSet<OrgId>,
     /// Individuals named as recipients (TLP:RED reaches only them, the reporter and the
     /// centre's analysts).
@@ -168,6 +173,19 @@ pub struct FlashReport {
     /// the reporter and the authorities the report is routed to (PP-12).
     #[serde(default)]
     pub disclose_source: bool,
+}
+
+/// An organisation as a submission may name it in an audience list: its id, or its
+/// registered name. [`resolve_org_names`] turns names into ids before a [`FlashReport`]
+/// is read; the type says so in the API's schema.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum OrgRef {
+    /// The organisation's id.
+    Id(OrgId),
+    /// Its registered name.
+    Name(String),
 }
 
 /// A follow-up stage: the detail a regime asks for after the flash report.
@@ -276,6 +294,50 @@ impl FlashReport {
     }
 }
 
+/// The audience lists of a flash report that may name organisations by their registered
+/// name as well as by id.
+pub const LISTS_TAKING_NAMES: [&str; 3] = ["exclude", "route_to", "share_with"];
+
+/// Replaces the organisation names in a flash report's `exclude`, `route_to` and
+/// `share_with` lists (JSON, before it is read as a [`FlashReport`]) by their ids, so a
+/// reporter can write `"exclude": ["Ministry of Energy"]` without looking an id up.
+///
+/// `directory` is every organisation as `(id, name)`. Names match exactly, as they are
+/// registered (unique on the platform). Every unknown name of a list is named in one
+/// refusal, with where to look the names up. Anything that is not a string is left for
+/// the parser to judge, and nothing else in the report is touched.
+pub fn resolve_org_names<'a>(
+    report: &mut serde_json::Value,
+    directory: impl IntoIterator<Item = (OrgId, &'a str)> + Clone,
+) -> Result<(), ShareError> {
+    for field in LISTS_TAKING_NAMES {
+        let Some(list) = report.get_mut(field).and_then(|l| l.as_array_mut()) else {
+            continue;
+        };
+        let mut unknown = Vec::new();
+        for entry in list.iter_mut() {
+            let Some(name) = entry.as_str() else {
+                continue;
+            };
+            match directory.clone().into_iter().find(|(_, n)| *n == name) {
+                Some((id, _)) => *entry = serde_json::Value::from(id.0),
+                None => unknown.push(format!("{name:?}")),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(invalid(
+                field,
+                format!(
+                    "names {}, which no organisation is called: give a registered name or id \
+                     (`mamori report orgs`, GET /api/v1/orgs)",
+                    unknown.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl StageReport {
     /// Checks the rules a stage must meet (the stage name is checked against the regime).
     pub fn validate(&self) -> Result<(), ShareError> {
@@ -313,6 +375,31 @@ mod tests {
             recipients: BTreeSet::new(),
             disclose_source: false,
         }
+    }
+
+    #[test]
+    fn organisation_names_become_ids_and_unknown_ones_are_named() {
+        let directory = [(OrgId(2), "Kanto Power"), (OrgId(3), "Ministry of Energy")];
+        let mut f = serde_json::to_value(flash()).unwrap();
+        f["exclude"] = serde_json::json!(["Ministry of Energy"]);
+        f["share_with"] = serde_json::json!([2, "Kanto Power"]);
+        resolve_org_names(&mut f, directory).unwrap();
+        let f: FlashReport = serde_json::from_value(f).unwrap();
+        assert_eq!(f.exclude, [OrgId(3)].into());
+        assert_eq!(f.share_with, [OrgId(2)].into());
+
+        let mut f = serde_json::to_value(flash()).unwrap();
+        f["route_to"] = serde_json::json!(["Kanto Power"]);
+        f["exclude"] = serde_json::json!(["Ministry of Energie", 3, "kanto power"]);
+        let e = resolve_org_names(&mut f, directory).unwrap_err();
+        assert_eq!(e.kind(), mamori_core::ErrorKind::InvalidInput);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("exclude")
+                && msg.contains("\"Ministry of Energie\", \"kanto power\"")
+                && msg.contains("GET /api/v1/orgs"),
+            "{msg}"
+        );
     }
 
     #[test]

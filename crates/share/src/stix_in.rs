@@ -77,18 +77,34 @@ fn report(o: &StixObject) -> Option<Parts<'_>> {
     }
 }
 
-/// [`flash_from_bundle`] with the default STIX limits but at most `max_bytes` bytes (the
-/// HTTP body limit).
-pub fn flash_from_bundle_bytes(bytes: &[u8], max_bytes: usize) -> Result<FlashReport, ShareError> {
+/// [`flash_from_bundle_naming`] with the default STIX limits but at most `max_bytes` bytes
+/// (the HTTP body limit).
+pub fn flash_from_bundle_bytes(
+    bytes: &[u8],
+    max_bytes: usize,
+    directory: &[(OrgId, &str)],
+) -> Result<FlashReport, ShareError> {
     let limits = Limits {
         max_bytes,
         ..Limits::default()
     };
-    flash_from_bundle(bytes, &limits)
+    flash_from_bundle_naming(bytes, &limits, directory)
 }
 
-/// Reads a flash report from a STIX 2.1 bundle's bytes. See the module docs.
+/// Reads a flash report from a STIX 2.1 bundle's bytes. See the module docs. Its audience
+/// lists take organisation ids only; [`flash_from_bundle_naming`] takes names too.
 pub fn flash_from_bundle(bytes: &[u8], limits: &Limits) -> Result<FlashReport, ShareError> {
+    flash_from_bundle_naming(bytes, limits, &[])
+}
+
+/// [`flash_from_bundle`], where `exclude`, `route_to` and `share_with` in
+/// `x_mamori_report` may also name organisations of `directory` (`(id, name)`), as in the
+/// JSON form ([`crate::report::resolve_org_names`]).
+pub fn flash_from_bundle_naming(
+    bytes: &[u8],
+    limits: &Limits,
+    directory: &[(OrgId, &str)],
+) -> Result<FlashReport, ShareError> {
     let bundle = parse_bundle(bytes, limits)?;
     let objects = bundle.objects();
     let (common, name, description, extra) = objects
@@ -117,7 +133,9 @@ pub fn flash_from_bundle(bytes: &[u8], limits: &Limits) -> Result<FlashReport, S
             common.id
         ),
     })?;
-    let f: Fields = serde_json::from_value(fields.clone()).map_err(|e| ShareError::Invalid {
+    let mut fields = fields.clone();
+    crate::report::resolve_org_names(&mut fields, directory.iter().copied())?;
+    let f: Fields = serde_json::from_value(fields).map_err(|e| ShareError::Invalid {
         field: REPORT_PROPERTY,
         problem: format!("of {} is not a valid report: {e}", common.id),
     })?;

@@ -40,7 +40,19 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    start_serve_in(None, args, env)
+}
+
+/// [`start_serve`] in the working directory `cwd` (where `./mamori-data` then lives).
+pub fn start_serve_in<I, S>(cwd: Option<&std::path::Path>, args: I, env: &[(&str, &str)]) -> Server
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("mamori"));
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
     for (k, _) in std::env::vars() {
         if k.starts_with("MAMORI_") {
             cmd.env_remove(k);
