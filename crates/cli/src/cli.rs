@@ -375,7 +375,7 @@ pub(crate) enum SensorCommand {
         /// The sensor's HTTP endpoint (plain HTTP)
         #[arg(long, default_value = "http://127.0.0.1:9464")]
         url: String,
-        /// The sensor's operator token (`mamori sensor operator-token`) or its overseer's [env: MAMORI_TOKEN]
+        /// The sensor's operator token (`mamori sensor operator-token`) or its overseer's
         #[arg(long, env = "MAMORI_TOKEN", hide_env_values = true)]
         token: String,
     },
