@@ -37,6 +37,7 @@
 
 use crate::archive::ArchiveWriter;
 use crate::collector::{Collector, Stats};
+use crate::concern::Change;
 use crate::config::{CentreConfig, SensorConfig};
 use crate::files::{BatchSink, read_file};
 use crate::metrics::{Metrics, QueueStats, Snapshot};
@@ -202,31 +203,30 @@ fn replay_concerns(
     side: &Selector,
     metrics: &Metrics,
 ) -> std::io::Result<u64> {
-    recorder.read_from(start, &mut |e| match &e.act {
-        Act::ConcernListed {
+    recorder.read_from(start, &mut |e| match crate::concern::change(e) {
+        Change::Listed {
             server,
             reason,
             expires_at,
-            ..
-        } => match server.parse::<IpAddr>() {
-            Ok(addr) if !side.is_subscriber(addr) => {
-                let concern = ListedConcern::new(addr, reason.clone(), *expires_at);
-                if listed.get(&addr) != Some(&concern) {
-                    listed.insert(addr, concern);
-                    metrics.concerns_restored.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            _ => {
-                metrics.concerns_refused.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%server, "concern entry not applied: inside the subscriber prefixes, or not an address");
-            }
-        },
-        Act::ConcernEnded { server, .. } => {
-            if let Ok(addr) = server.parse::<IpAddr>() {
-                listed.remove(&addr);
+        } if !side.is_subscriber(server) => {
+            let concern = ListedConcern::new(server, reason.to_owned(), expires_at);
+            if listed.get(&server) != Some(&concern) {
+                listed.insert(server, concern);
+                metrics.concerns_restored.fetch_add(1, Ordering::Relaxed);
             }
         }
-        _ => {}
+        Change::Listed { server, .. } => {
+            metrics.concerns_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%server, "concern entry not applied: inside the subscriber prefixes");
+        }
+        Change::NotAnAddress(server) => {
+            metrics.concerns_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%server, "concern entry not applied: not an address");
+        }
+        Change::Ended { server } => {
+            listed.remove(&server);
+        }
+        Change::Other => {}
     })
 }
 
@@ -554,7 +554,6 @@ impl Sensor {
                 geo_slot: Arc::clone(&geo_slot),
                 clock: Arc::clone(&deps.clock),
                 recorder: Arc::clone(&deps.recorder),
-                ledger_next,
                 concerns: Arc::clone(&concerns),
                 metrics: Arc::clone(&metrics),
                 post: post_tx,
@@ -629,6 +628,19 @@ impl Sensor {
                 pending: Arc::clone(&files_pending),
             };
             sources.push(spawn("sensor files", move || files.run())?);
+        }
+        // The concern list's upkeep: the ledger followed, expiries ended and recorded.
+        {
+            let keeper = ConcernKeeper {
+                side: Selector::new(cfg.selection.clone(), &key)?,
+                clock: Arc::clone(&deps.clock),
+                recorder: Arc::clone(&deps.recorder),
+                ledger_next,
+                concerns: Arc::clone(&concerns),
+                metrics: Arc::clone(&metrics),
+                stop: Arc::clone(&stop),
+            };
+            sources.push(spawn("sensor concerns", move || keeper.run())?);
         }
         // The reaper: expired files deleted on time, each deletion recorded (CI-5,
         // invariant 4), then the keys no kept file needs retired.
@@ -1430,8 +1442,6 @@ struct Detection {
     geo_slot: Arc<Swap<GeoTable>>,
     clock: Arc<dyn Clock>,
     recorder: Arc<dyn Recorder>,
-    /// The ledger index up to which concern entries have been applied.
-    ledger_next: u64,
     concerns: Arc<Concerns>,
     metrics: Arc<Metrics>,
     post: Option<SyncSender<Vec<Finding>>>,
@@ -1536,7 +1546,6 @@ impl Detection {
         // can hold windows open or close them early by more than the allowed skew.
         let mut watermark = i64::MIN;
         let mut last_record = Instant::now();
-        let mut last_expiry = Instant::now();
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok(ToDetect { key_id, observed }) => {
@@ -1596,11 +1605,6 @@ impl Detection {
                     }
                     return;
                 }
-            }
-            if last_expiry.elapsed() >= Duration::from_secs(1) {
-                last_expiry = Instant::now();
-                self.follow_ledger();
-                self.expire();
             }
         }
     }
@@ -1747,6 +1751,30 @@ impl Detection {
             .concerns_active
             .store(listed.len() as u64, Ordering::Relaxed);
         tracing::info!(%server, renewal, expires_at = %mamori_core::time::rfc3339(expires_at), "concern listed");
+    }
+}
+
+/// Keeps the concern list in step with the ledger and the clock, with or without the
+/// detection stage: applies the concern entries others append (a manual concern) and ends
+/// expired listings, recording each end first.
+struct ConcernKeeper {
+    side: Selector,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<dyn Recorder>,
+    /// The ledger index up to which concern entries have been applied.
+    ledger_next: u64,
+    concerns: Arc<Concerns>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ConcernKeeper {
+    fn run(mut self) {
+        let stop = Arc::clone(&self.stop);
+        periodically(&stop, Duration::from_secs(1), false, || {
+            self.follow_ledger();
+            self.expire();
+        });
     }
 
     /// Applies the concern entries appended to the ledger since the last look: a manual

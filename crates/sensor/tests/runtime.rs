@@ -1270,6 +1270,23 @@ fn a_recorded_manual_concern_is_applied_and_exporters_inside_subscriber_prefixes
     wait_until("the file read", Duration::from_secs(30), || {
         sensor.files_done()
     });
+    wait_until("the file selected", Duration::from_secs(30), || {
+        let c = status(&sensor).counters;
+        c.selection.seen == c.file_records
+    });
+    // Removed by hand while running: the entry comes first, the list follows it.
+    rec.record(&[Entry::new(
+        now,
+        mamori_core::entry::Actor::local_cli(),
+        Act::ConcernEnded {
+            server: BEACON.into(),
+            reason: "manual: case 12 closed".into(),
+        },
+    )])
+    .unwrap();
+    wait_until("the removal applied", Duration::from_secs(10), || {
+        status(&sensor).concern_list.is_empty()
+    });
     let end = sensor.stop();
     assert!(end.counters.selection.kept_per_flow > 0);
     let exporter: IpAddr = "127.0.0.1".parse().unwrap();
