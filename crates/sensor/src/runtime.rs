@@ -23,6 +23,18 @@
 //! - *A concern changes only after it is recorded*: `Act::ConcernListed` /
 //!   `Act::ConcernEnded` go through the [`Recorder`] before the list the select stage
 //!   reads is swapped (CI-5). A failed recording leaves the list as it was and is counted.
+//!   The ledger is the list's durable state: rebuilt from it at start, followed every
+//!   second (manual changes, [`crate::concern`]); a listed server is renewed, never listed
+//!   twice.
+//! - *A pseudonym is never a server*: which ends the select stage pseudonymised travels
+//!   with each record to the detection stage ([`Observed`]); a finding whose address a
+//!   window saw as a pseudonym becomes an infected-client finding naming the key, and is
+//!   never concern-listed (CI-4, invariant 2). Country data is consulted for clear
+//!   addresses only.
+//! - *No exporter's clock moves time*: records dated past [`MAX_FUTURE_SKEW`] (or before
+//!   1970) are re-timed to their arrival and counted; windows close by the latest record
+//!   time plus [`MAX_LATENESS`], and later records are counted and left out of detection;
+//!   the archive loses at most the hour of a record it cannot place.
 //! - *One pseudonym key per archive file*: the select stage asks the [`KeySource`] for the
 //!   key of "now"; when its id changes, the aggregates of the old key are flushed, the
 //!   archive writes what it buffered under the old id, and new files carry the new id
