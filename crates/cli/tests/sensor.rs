@@ -322,7 +322,7 @@ listen = "127.0.0.1:0"
     }
 }
 
-/// Manual concerns (issue "The sensor", manual concerns; CI-4, CI-5): `mamori sensor
+/// Manual concerns (CI-4, CI-5): `mamori sensor
 /// concern add|remove` records the change, with its reason, in the sensor's ledger before
 /// it takes effect (the running sensor follows the ledger); an address inside the
 /// subscriber prefixes is refused with an error naming the prefix, and removing a server

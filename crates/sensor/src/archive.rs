@@ -327,7 +327,7 @@ impl ArchiveWriter {
 
     /// As [`ArchiveWriter::write_flows`], reporting per hour: one record whose time cannot
     /// be partitioned (a fuzzed or far-future timestamp) loses its own hour's rows, never
-    /// the rest of the buffer (issue "The sensor", item 2).
+    /// the rest of the buffer (CI-5: everything kept is kept with its expiry).
     pub fn write_flows_each(&self, records: &[FlowRecord]) -> Written {
         let mut by_hour: BTreeMap<i64, Vec<&FlowRecord>> = BTreeMap::new();
         for r in records {

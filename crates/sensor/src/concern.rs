@@ -1,5 +1,5 @@
 //! The concern list as the sensor's ledger holds it, and manual changes to it (REQUIREMENTS
-//! CI-2, CI-4, CI-5; issue "The sensor", item 4 and manual concerns).
+//! CI-2, CI-4, CI-5).
 //!
 //! Every change to the concern list is an entry in the sensor's ledger before it takes
 //! effect: `Act::ConcernListed` (a listing, or a renewal with `renewal: true`) and

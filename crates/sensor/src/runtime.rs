@@ -487,7 +487,7 @@ impl Sensor {
         let now = deps.clock.now();
         let (key_id, key) = deps.keys.key_for(now);
         let selector = Selector::new(cfg.selection.clone(), &key)?;
-        // The concern list as the ledger left it (issue "The sensor", item 4): deep
+        // The concern list as the ledger left it (CI-4, CI-5): deep
         // collection resumes after a restart instead of silently stopping.
         let ledger_next = concerns
             .restore(&*deps.recorder, &selector, &metrics)
@@ -1177,9 +1177,10 @@ struct ToDetect {
 /// How far past the sensor's clock a record may be dated. No flow ends in the future, so a
 /// later time is an exporter's wrong clock or a forged header: such a record is kept with
 /// its arrival time instead and counted (`retimed_records`), so that one exporter's clock
-/// can move neither the detection windows nor the archive's hours (issue "The sensor",
-/// item 2). Past times are allowed: files replay history, and late records are the
-/// detection's lateness rule's to judge ([`MAX_LATENESS`]).
+/// can move neither the detection windows nor the archive's hours (CI-11: detection keeps
+/// running; CI-5: every archive hour keeps a real expiry). Past times are allowed: files
+/// replay history, and late records are the detection's lateness rule's to judge
+/// ([`MAX_LATENESS`]).
 pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// How long a detection window stays open after its end for late records (at most one
@@ -1299,7 +1300,7 @@ impl Select {
     /// The archive's `exporter` column: an exporter inside the subscriber prefixes — which
     /// `[selection] subscriber_prefixes` promises are always pseudonymised — is written as
     /// its pseudonym under the file's key, like every other address there; exporters
-    /// outside them (the carrier's routers) stay in clear (issue "The sensor", item 12).
+    /// outside them (the carrier's routers) stay in clear (CI-4, DESIGN invariant 2).
     fn pseudonymise_exporters(&self, kept: &mut [FlowRecord]) {
         let mut last: Option<(IpAddr, IpAddr)> = None;
         for r in kept {
@@ -1371,7 +1372,7 @@ fn archiver(
                  flows: &mut Vec<FlowRecord>,
                  aggs: &mut Vec<ServerAggregate>| {
         // Hour by hour: a row whose hour cannot be written loses that hour only, never
-        // the rest of the buffer (issue "The sensor", item 2).
+        // the rest of the buffer (CI-5).
         for (kind, written) in [
             ("flows", writer.write_flows_each(flows)),
             ("aggregates", writer.write_aggregates_each(aggs)),

@@ -529,7 +529,7 @@ fn real_captures_round_trip_and_bytes_per_record() {
 
 /// One record whose time cannot be partitioned (a fuzzed datagram's) costs its own hour
 /// only: every other hour of the same write is on disk, and the loss is reported with its
-/// row count (issue "The sensor", item 2: 27,458 buffered rows were lost to one record).
+/// row count (CI-5: a tester lost 27,458 buffered rows to one fuzzed record).
 #[test]
 fn one_record_with_an_impossible_time_loses_only_itself() {
     let tmp = tempfile::tempdir().unwrap();

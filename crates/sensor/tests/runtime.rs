@@ -865,8 +865,10 @@ fn a_broken_indicator_list_keeps_the_set_in_force() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The data path (issue "The sensor: a pseudonymised subscriber taken for a foreign
-// server…", items 1–4 and 12, and manual concerns).
+// The data path (CI-2, CI-4, CI-5, CI-11; DESIGN invariants 2 and 4): pseudonyms are
+// never servers, record times are bounded, late records keep their window, the concern
+// list lives in the ledger (manual changes too), exporters inside the subscriber prefixes
+// are pseudonymised.
 
 /// A controllable clock that starts at the real now.
 fn clock_now() -> Arc<ManualClock> {
@@ -931,7 +933,7 @@ fn probe(at: &str, src: &str, dst: &str, port: u16) -> String {
 
 const BINETFLOW_HEADER: &str = "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,sTos,dTos,TotPkts,TotBytes,SrcBytes,SrcPkts,Label\n";
 
-/// Item 1 (CI-4, DESIGN invariant 2): a subscriber scanning the internet is pseudonymised
+/// CI-4, DESIGN invariant 2: a subscriber scanning the internet is pseudonymised
 /// under the carrier's key into a prefix the country table calls foreign. The detection
 /// must know it is a pseudonym from the select stage, not from a country lookup: no
 /// concern listing (no deep collection of whoever holds that address), and the finding
@@ -1052,7 +1054,7 @@ fn v5_datagram(unix_secs: u32, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
     d
 }
 
-/// Item 2: one valid NetFlow v5 datagram whose header says 2097 neither moves the
+/// CI-5, CI-11: one valid NetFlow v5 datagram whose header says 2097 neither moves the
 /// detection windows nor gets an archive hour in 2097: it is re-timed to its arrival and
 /// counted, and the beacon that follows is found in its own window.
 #[test]
@@ -1123,7 +1125,7 @@ fn a_datagram_dated_2097_is_retimed_and_counted_and_moves_no_window() {
     assert_eq!(end.counters.detection.retimed_records, 1);
 }
 
-/// Item 3: a record late by less than the allowed lateness goes to its own window, so the
+/// CI-11: a record late by less than the allowed lateness goes to its own window, so the
 /// finding names that window; one later than that is counted and kept out of detection.
 #[test]
 fn late_records_go_to_their_own_window_or_are_counted_and_left_out() {
@@ -1177,7 +1179,7 @@ fn late_records_go_to_their_own_window_or_are_counted_and_left_out() {
     assert_eq!(end.counters.detection.late_records, 150);
 }
 
-/// Item 4: the concern list survives a restart: rebuilt from the ledger, so deep
+/// CI-4, CI-5: the concern list survives a restart: rebuilt from the ledger, so deep
 /// collection goes on; a server already listed is not listed a second time.
 #[test]
 fn the_concern_list_is_rebuilt_from_the_ledger_after_a_restart_and_never_listed_twice() {
@@ -1225,7 +1227,7 @@ fn the_concern_list_is_rebuilt_from_the_ledger_after_a_restart_and_never_listed_
     assert_eq!(listings, 1);
 }
 
-/// Manual concerns and item 12: a concern added through the ledger (as `mamori sensor
+/// Manual concerns and the exporter column (CI-4, CI-5): a concern added through the ledger (as `mamori sensor
 /// concern add` records it) is in force from the start; its flows are archived per
 /// record with the exporter, which lies inside the subscriber prefixes, pseudonymised
 /// like every address there. A concern on a subscriber address is never applied.
