@@ -1482,11 +1482,23 @@ struct Window {
 }
 
 /// The pseudonyms of one window, each with the key it was made with.
-#[derive(Default)]
 struct Pseudonyms {
     seen: FxHashMap<IpAddr, u32>,
     keys: Vec<String>,
+    /// Most pseudonyms remembered ([`MAX_PSEUDONYMS_PER_WINDOW`]).
+    cap: usize,
     overflow: bool,
+}
+
+impl Default for Pseudonyms {
+    fn default() -> Self {
+        Self {
+            seen: FxHashMap::default(),
+            keys: Vec::new(),
+            cap: MAX_PSEUDONYMS_PER_WINDOW,
+            overflow: false,
+        }
+    }
 }
 
 impl Pseudonyms {
@@ -1501,7 +1513,7 @@ impl Pseudonyms {
     }
 
     fn insert(&mut self, addr: IpAddr, key: u32) {
-        if self.seen.len() < MAX_PSEUDONYMS_PER_WINDOW {
+        if self.seen.len() < self.cap {
             self.seen.entry(addr).or_insert(key);
         } else if !self.seen.contains_key(&addr) {
             self.overflow = true;
@@ -1936,6 +1948,61 @@ mod tests {
             evidence: mamori_core::finding::Evidence::Beacon(Default::default()),
             feed: None,
         }
+    }
+
+    #[test]
+    fn a_window_that_forgot_pseudonyms_tells_no_address_for_a_server() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let mut p = Pseudonyms {
+            cap: 1,
+            ..Pseudonyms::default()
+        };
+        let k = p.key_index("2026-12-01");
+        p.insert(ip("147.26.123.12"), k);
+        assert!(matches!(
+            p.subject(ip("147.26.123.12")),
+            Subject::Pseudonym("2026-12-01")
+        ));
+        assert!(matches!(p.subject(ip("192.0.2.1")), Subject::Server));
+        // One pseudonym too many: from now on an unknown address may be a forgotten
+        // pseudonym, so it is neither a server nor listed (the finding is withheld).
+        p.insert(ip("147.26.123.13"), k);
+        assert!(matches!(p.subject(ip("192.0.2.1")), Subject::Unknown));
+        assert!(matches!(
+            p.subject(ip("147.26.123.12")),
+            Subject::Pseudonym(_)
+        ));
+    }
+
+    #[test]
+    fn records_from_the_future_or_before_1970_are_retimed_to_their_arrival() {
+        let now = 1_765_000_000_000;
+        let rec = |start_ms: i64, end_ms: i64| FlowRecord {
+            start_ms,
+            end_ms,
+            ..FlowRecord::default()
+        };
+        let mut batch = FlowBatch {
+            records: vec![
+                rec(now - 60_000, now - 1_000),            // fine
+                rec(now - 3_600_000, now - 3_000_000), // an hour old: fine (late is detection's)
+                rec(now + 60_000, now + 120_000),      // within the skew: fine
+                rec(4_012_000_000_000, 4_012_000_030_000), // 2097: re-timed, duration kept
+                rec(-5, 10),                           // before 1970: re-timed, 15 ms kept
+            ],
+            ..FlowBatch::default()
+        };
+        let before = batch.records.clone();
+        assert_eq!(bound_times(&mut batch, now), 2);
+        assert_eq!(batch.records[..3], before[..3]);
+        assert_eq!(
+            (batch.records[3].start_ms, batch.records[3].end_ms),
+            (now - 30_000, now)
+        );
+        assert_eq!(
+            (batch.records[4].start_ms, batch.records[4].end_ms),
+            (now - 15, now)
+        );
     }
 
     #[test]
