@@ -134,8 +134,14 @@ pub(crate) async fn command(
         }
         crate::cli::SensorCommand::Admin(cmd) => {
             let data_dir = admin_data_dir(global)?;
-            let out = tokio::task::spawn_blocking(move || crate::sensor_admin::run(&data_dir, cmd))
-                .await??;
+            let config = global
+                .config
+                .clone()
+                .or_else(|| std::env::var_os("MAMORI_CONFIG").map(PathBuf::from));
+            let out = tokio::task::spawn_blocking(move || {
+                crate::sensor_admin::run(&data_dir, config.as_deref(), cmd)
+            })
+            .await??;
             #[allow(clippy::print_stdout)]
             {
                 println!("{out}");

@@ -1,6 +1,6 @@
 //! `mamori sensor …` administration at the carrier (issue 6 parts 1, 2; CI-4, CI-5, CI-9):
-//! the overseer's and the operator's tokens, the sensor's ledger, its pseudonym keys, and re-identification of
-//! one pseudonymised address — recorded in the sensor's ledger *before* it is revealed.
+//! the overseer's and the operator's tokens, the sensor's ledger, its pseudonym keys, manual
+//! concerns (CI-4), and re-identification of one pseudonymised address — recorded in the sensor's ledger *before* it is revealed.
 //!
 //! These commands work on the sensor's data directory (`--data-dir`, else the `data_dir`
 //! of `--config`, else `/var/lib/mamori-sensor`) directly, beside a running sensor or
@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use mamori_core::entry::Actor;
 use mamori_core::time::{Clock, SystemClock};
+use mamori_sensor::concern::{ManualConcern, record_manual};
 use mamori_sensor::http_ledger::{self, TokenHolder};
 use mamori_sensor::keys::KeyRing;
 use mamori_sensor::ledger::{LedgerConfig, SensorLedger};
@@ -29,6 +30,9 @@ pub(crate) enum SensorAdminCommand {
     Ledger(LedgerCommand),
     /// List the pseudonym keys held (their ids, the UTC start of each period; never the keys)
     Keys,
+    /// Add a foreign server to the concern list, or remove one, with a reason: recorded in the sensor's ledger before it takes effect (a running sensor applies it within a second; a sensor started later finds it). Needs --config FILE (its subscriber prefixes are refused)
+    #[command(subcommand)]
+    Concern(ConcernCommand),
     /// Print the subscriber address behind one pseudonym, after recording the act and its approval in the sensor's ledger
     Reidentify {
         /// The pseudonymised address
@@ -44,6 +48,34 @@ pub(crate) enum SensorAdminCommand {
         #[arg(long, value_name = "TEXT")]
         purpose: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConcernCommand {
+    /// Put a foreign server on the concern list (its flows kept record by record), or renew it
+    Add {
+        /// The server's address (never a subscriber's)
+        server: std::net::IpAddr,
+        /// Why (case, advisory or decision number): recorded as "manual: TEXT"
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// How long, e.g. 7d, 36h (default: the configuration's [detection] concern_expiry)
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
+    /// Take a server off the concern list
+    Remove {
+        /// The server's address
+        server: std::net::IpAddr,
+        /// Why: recorded as "manual: TEXT"
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    mamori_sensor::concern::parse_duration(text)
+        .ok_or_else(|| format!("{text:?}: a whole number and a unit d, h, m or s, e.g. 7d"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,14 +124,61 @@ fn sensor_data(data_dir: &Path, needs_ledger: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs one administration command; returns what to print.
-pub(crate) fn run(data_dir: &Path, cmd: SensorAdminCommand) -> anyhow::Result<String> {
+/// `mamori sensor concern add|remove`: checked against the configuration's selection
+/// policy and the list the ledger holds, then recorded.
+fn concern(data_dir: &Path, config: Option<&Path>, cmd: ConcernCommand) -> anyhow::Result<String> {
+    let path = config.context(
+        "mamori sensor concern needs --config FILE: its [selection] subscriber_prefixes decide which addresses may never be listed",
+    )?;
+    let cfg = mamori_sensor::config::SensorConfig::load(path)?;
+    let ledger = open_ledger(data_dir)?;
+    let now = SystemClock.now();
+    let (change, what) = match cmd {
+        ConcernCommand::Add {
+            server,
+            reason,
+            duration,
+        } => {
+            let d = duration.unwrap_or(cfg.detection.concern_expiry);
+            let until = chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .context("--for is too long")?;
+            (
+                ManualConcern::Add {
+                    server,
+                    reason,
+                    until,
+                },
+                format!(
+                    "{server} on the concern list until {}",
+                    mamori_core::time::rfc3339(until)
+                ),
+            )
+        }
+        ConcernCommand::Remove { server, reason } => (
+            ManualConcern::Remove { server, reason },
+            format!("{server} taken off the concern list"),
+        ),
+    };
+    let index = record_manual(&ledger, &cfg.selection, local_actor(), now, change)?;
+    Ok(format!("{what} (sensor ledger entry {index})"))
+}
+
+/// Runs one administration command; returns what to print. `config` is the sensor's
+/// configuration file, if given.
+pub(crate) fn run(
+    data_dir: &Path,
+    config: Option<&Path>,
+    cmd: SensorAdminCommand,
+) -> anyhow::Result<String> {
     let needs_ledger = !matches!(
         cmd,
         SensorAdminCommand::OverseerToken | SensorAdminCommand::OperatorToken
     );
     sensor_data(data_dir, needs_ledger)?;
     match cmd {
+        SensorAdminCommand::Concern(cmd) => concern(data_dir, config, cmd),
         SensorAdminCommand::OverseerToken | SensorAdminCommand::OperatorToken => {
             let holder = match cmd {
                 SensorAdminCommand::OperatorToken => TokenHolder::Operator,

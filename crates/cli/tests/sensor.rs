@@ -375,3 +375,75 @@ listen = "127.0.0.1:0"
         }
     }
 }
+
+/// Manual concerns (CI-4, CI-5): `mamori sensor
+/// concern add|remove` records the change, with its reason, in the sensor's ledger before
+/// it takes effect (the running sensor follows the ledger); an address inside the
+/// subscriber prefixes is refused with an error naming the prefix, and removing a server
+/// that is not listed is refused. Refused changes leave no entry.
+#[test]
+fn manual_concerns_are_recorded_with_their_reason_and_subscribers_are_refused() {
+    use mamori_core::entry::Act;
+    use mamori_sensor::record::Recorder;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cfg = dir.path().join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        format!("data_dir = {data:?}\n[selection]\nsubscriber_prefixes = {SUBSCRIBERS:?}\n"),
+    )
+    .unwrap();
+    let concern = |args: &[&str]| {
+        let out = mamori()
+            .args(["sensor", "concern"])
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = concern(&["add", "141.193.213.21", "--reason", "case 7", "--for", "2d"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("141.193.213.21 on the concern list until"),
+        "{out}"
+    );
+    let (ok, _, err) = concern(&["add", "147.32.80.37", "--reason", "case 8"]);
+    assert!(!ok);
+    assert!(
+        err.contains("147.32.0.0/16") && err.contains("never subscribers"),
+        "{err}"
+    );
+    let (ok, _, err) = concern(&["remove", "198.51.100.1", "--reason", "case 9"]);
+    assert!(!ok);
+    assert!(err.contains("not on the concern list"), "{err}");
+    let (ok, _, err) = concern(&["add", "141.193.213.21", "--reason", ""]);
+    assert!(!ok);
+    assert!(err.contains("--reason"), "{err}");
+    let (ok, _, err) = concern(&["remove", "141.193.213.21", "--reason", "case 7 closed"]);
+    assert!(ok, "{err}");
+
+    let ledger = mamori_sensor::ledger::SensorLedger::open(
+        &data,
+        &mamori_sensor::ledger::LedgerConfig::default(),
+    )
+    .unwrap();
+    let mut acts = Vec::new();
+    ledger
+        .read_from(0, &mut |e| acts.push(e.act.clone()))
+        .unwrap();
+    assert_eq!(acts.len(), 2, "{acts:?}");
+    assert!(
+        matches!(&acts[0], Act::ConcernListed { server, reason, renewal: false, .. } if server == "141.193.213.21" && reason == "manual: case 7"),
+        "{acts:?}"
+    );
+    assert!(
+        matches!(&acts[1], Act::ConcernEnded { server, reason } if server == "141.193.213.21" && reason == "manual: case 7 closed"),
+        "{acts:?}"
+    );
+}

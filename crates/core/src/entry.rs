@@ -179,6 +179,11 @@ pub enum Act {
         /// When deep collection ends unless renewed.
         #[serde(with = "rfc3339_ms")]
         expires_at: Timestamp,
+        /// A renewal of a listing still in force (a later expiry for the same server),
+        /// not a second listing. Absent (false) in a first listing, so the entries written
+        /// before renewals existed keep their canonical bytes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        renewal: bool,
     },
     /// A server taken off a sensor's concern list (removed, or its listing expired).
     ConcernEnded {

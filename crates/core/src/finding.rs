@@ -26,17 +26,25 @@ pub enum FindingKind {
     Ddos,
     /// A flow endpoint on an indicator list; `address` is the listed address.
     Indicator,
+    /// One of the carrier's own subscribers behaving as attacker infrastructure (a
+    /// scanning, beaconing or listed host); `address` is its **pseudonym**, never a
+    /// server's address, and the evidence ([`Evidence::InfectedClient`]) names the
+    /// pseudonym key and what the detectors saw (CI-4, DESIGN invariant 2). Never a
+    /// target for deep collection or a measure by address.
+    #[serde(rename = "infected_client")]
+    InfectedClient,
 }
 
 impl FindingKind {
     /// Every kind, in report order.
-    pub const ALL: [FindingKind; 6] = [
+    pub const ALL: [FindingKind; 7] = [
         FindingKind::C2,
         FindingKind::Beacon,
         FindingKind::Botnet,
         FindingKind::Scan,
         FindingKind::Ddos,
         FindingKind::Indicator,
+        FindingKind::InfectedClient,
     ];
 
     /// The lower-case name used in JSON.
@@ -48,6 +56,7 @@ impl FindingKind {
             FindingKind::Scan => "scan",
             FindingKind::Ddos => "ddos",
             FindingKind::Indicator => "indicator",
+            FindingKind::InfectedClient => "infected_client",
         }
     }
 }
@@ -147,6 +156,45 @@ pub enum Evidence {
     Ddos(DdosEvidence),
     /// Indicator findings.
     Indicator(IndicatorEvidence),
+    /// Infected-client findings: the address is a pseudonym.
+    #[serde(rename = "infected_client")]
+    InfectedClient(InfectedClientEvidence),
+}
+
+/// What a finding about a subscriber says: its address is a pseudonym (Crypto-PAn under
+/// the sensor's key `pseudonym_key_id`, re-identifiable only at the carrier with an
+/// approval recorded in its ledger, CI-4, CI-5), and what the detectors saw.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InfectedClientEvidence {
+    /// Always `"pseudonym"`: the finding's address is not an address on the internet.
+    pub address_is: String,
+    /// The id of the sensor's pseudonym key the address was made with.
+    pub pseudonym_key_id: String,
+    /// The kind the detectors gave (e.g. `scan`: the subscriber scans).
+    pub detected_as: FindingKind,
+    /// Their evidence, unchanged.
+    pub detail: Box<Evidence>,
+}
+
+impl Finding {
+    /// This finding recast as one about a subscriber whose address is a pseudonym made
+    /// with key `key_id`: kind [`FindingKind::InfectedClient`], the detectors' kind and
+    /// evidence kept inside.
+    pub fn into_infected_client(self, key_id: &str) -> Finding {
+        if self.kind == FindingKind::InfectedClient {
+            return self;
+        }
+        Finding {
+            kind: FindingKind::InfectedClient,
+            evidence: Evidence::InfectedClient(InfectedClientEvidence {
+                address_is: "pseudonym".to_owned(),
+                pseudonym_key_id: key_id.to_owned(),
+                detected_as: self.kind,
+                detail: Box::new(self.evidence),
+            }),
+            ..self
+        }
+    }
 }
 
 /// RITA v5-style beacon sub-scores of the strongest pair, plus the sampling-robust phase
@@ -346,6 +394,7 @@ impl Evidence {
                 }
             }
             Evidence::Indicator(_) => {}
+            Evidence::InfectedClient(e) => e.detail.round(),
         }
     }
 }
@@ -404,6 +453,33 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains("feed"), "{line}");
+        let back: Finding = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn an_infected_client_finding_says_pseudonym_names_its_key_and_round_trips() {
+        let f = Finding {
+            kind: FindingKind::Scan,
+            address: IpAddr::from([147, 26, 123, 12]),
+            port: 0,
+            proto: 6,
+            score: 0.8,
+            first_seen: 0,
+            last_seen: 1,
+            clients: Clients::default(),
+            evidence: Evidence::Scan(ScanEvidence::default()),
+            feed: None,
+        }
+        .into_infected_client("2026-12-01");
+        let line = f.to_json_line();
+        assert!(line.contains(r#""kind":"infected_client""#), "{line}");
+        assert!(line.contains(r#""address_is":"pseudonym""#), "{line}");
+        assert!(
+            line.contains(r#""pseudonym_key_id":"2026-12-01""#),
+            "{line}"
+        );
+        assert!(line.contains(r#""detected_as":"scan""#), "{line}");
         let back: Finding = serde_json::from_str(&line).unwrap();
         assert_eq!(back, f);
     }

@@ -257,7 +257,9 @@ impl Labels {
                     .collect(),
             ),
             FindingKind::Ddos => Some(self.ddos_victims.clone()),
-            FindingKind::Indicator => None,
+            // Indicator hits are not scored; infected-client findings are made by the
+            // sensor, never by the detectors.
+            FindingKind::Indicator | FindingKind::InfectedClient => None,
         }
     }
 }
@@ -311,6 +313,8 @@ pub fn evaluate(findings: &[Finding], labels: &Labels, min_score: f64) -> Report
     let counted: Vec<&Finding> = findings.iter().filter(|f| f.score >= min_score).collect();
     let kinds = FindingKind::ALL
         .iter()
+        // The detectors' kinds only: the sensor makes infected-client findings.
+        .filter(|&&kind| kind != FindingKind::InfectedClient)
         .map(|&kind| {
             let claimed: BTreeSet<IpAddr> = counted
                 .iter()

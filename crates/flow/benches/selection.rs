@@ -13,8 +13,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mamori_flow::{
-    ArgusReader, ConcernList, CryptoPanKey, FlowBatch, GeoTable, GeoTableBuilder, SelectionPolicy,
-    Selector, ZeekConnReader,
+    ArgusReader, ConcernList, CryptoPanKey, FlowBatch, GeoTable, GeoTableBuilder, Observed,
+    SelectionPolicy, Selector, ZeekConnReader,
 };
 
 fn geo() -> Option<GeoTable> {
@@ -103,6 +103,26 @@ fn bench(c: &mut Criterion) {
             batch.records.clear();
             batch.records.extend_from_slice(&input);
             black_box(selector.process(&mut batch, &geo, &concerns, 0));
+            if selector.aggregate_count() > 100_000 {
+                black_box(selector.take_aggregates());
+            }
+        })
+    });
+    // What the sensor runs: every kept record also handed to the detectors, with which
+    // of its ends are pseudonyms (the buffers reused).
+    let mut observed = Observed::default();
+    g.bench_function("process_observed/zeek+argus", |b| {
+        b.iter(|| {
+            batch.records.clear();
+            batch.records.extend_from_slice(&input);
+            observed.clear();
+            black_box(selector.process_observed(
+                &mut batch,
+                &geo,
+                &concerns,
+                0,
+                Some(&mut observed),
+            ));
             if selector.aggregate_count() > 100_000 {
                 black_box(selector.take_aggregates());
             }

@@ -93,8 +93,9 @@ pub use pcap::{Frame, PcapReader, udp_payload};
 pub use reader::{Reader, be_uint};
 pub use record::{Direction, FlowBatch, FlowRecord, FlowSource};
 pub use selection::{
-    Class, Concern, ConcernList, DropReason, DropRule, End, PolicyError, SelectionCounts,
-    SelectionPolicy, Selector, ServerAggregate, Side, UnknownCountry, geo_from_cidr_lists,
+    Class, Concern, ConcernList, DropReason, DropRule, End, Observed, PolicyError, Pseudonymised,
+    SelectionCounts, SelectionPolicy, Selector, ServerAggregate, Side, UnknownCountry,
+    geo_from_cidr_lists,
 };
 pub use sflow::SflowDecoder;
 pub use template::{Expired, TemplateDecoder, TemplateLimits};

@@ -357,6 +357,62 @@ impl ConcernList {
     }
 }
 
+/// Which ends of an observed record [`Selector::process_observed`] replaced by their
+/// pseudonyms. Decided before pseudonymisation, where the side of each end is known: a
+/// pseudonym is no address to look up in country data afterwards, since it may fall in any
+/// country's prefix (CI-4, DESIGN invariant 2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Pseudonymised {
+    /// The source address is a pseudonym.
+    pub src: bool,
+    /// The destination address is a pseudonym.
+    pub dst: bool,
+}
+
+impl Pseudonymised {
+    /// Whether the end `end` is a pseudonym.
+    pub fn end(self, end: End) -> bool {
+        match end {
+            End::Src => self.src,
+            End::Dst => self.dst,
+        }
+    }
+}
+
+/// What the detectors may see of a batch: every kept record, pseudonymised, and beside
+/// each one (same index) which of its ends are pseudonyms. Caller-owned and reused:
+/// [`Observed::clear`] keeps the capacity, so filling it allocates nothing per record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Kept records, in input order.
+    pub records: Vec<FlowRecord>,
+    /// For `records[i]`, which ends are pseudonyms.
+    pub pseudonymised: Vec<Pseudonymised>,
+}
+
+impl Observed {
+    /// Empties both vectors, keeping their capacity.
+    pub fn clear(&mut self) {
+        self.records.clear();
+        self.pseudonymised.clear();
+    }
+
+    /// Number of records held.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Each record with its pseudonym flags.
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowRecord, Pseudonymised)> {
+        self.records.iter().zip(self.pseudonymised.iter().copied())
+    }
+}
+
 /// Per-server aggregate key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct AggKey {
@@ -479,13 +535,18 @@ impl Selector {
         &self.pseudonymiser
     }
 
-    /// What one address is under the policy.
-    pub fn side(&self, addr: IpAddr, geo: &GeoTable) -> Side {
-        let subscriber = match addr {
+    /// Whether `addr` lies inside the carrier's subscriber prefixes (always pseudonymised).
+    pub fn is_subscriber(&self, addr: IpAddr) -> bool {
+        match addr {
             IpAddr::V4(a) => self.subscribers_v4.get(u32::from(a)),
             IpAddr::V6(a) => self.subscribers_v6.get(u128::from(a)),
-        };
-        if subscriber.is_some() {
+        }
+        .is_some()
+    }
+
+    /// What one address is under the policy.
+    pub fn side(&self, addr: IpAddr, geo: &GeoTable) -> Side {
+        if self.is_subscriber(addr) {
             return Side::Subscriber;
         }
         match geo.country(addr) {
@@ -540,14 +601,16 @@ impl Selector {
     /// As [`Selector::process`], and also appends to `observed` every kept record —
     /// aggregated or kept per flow — already pseudonymised, in input order: what the
     /// sensor's detectors see (issue 7 part 3). Dropped flows are never appended, so
-    /// the detectors see nothing the selection did not allow (CI-2, CI-4).
+    /// the detectors see nothing the selection did not allow (CI-2, CI-4). Beside each
+    /// record goes which of its ends were pseudonymised ([`Pseudonymised`]), so that the
+    /// detection never mistakes a subscriber's pseudonym for a foreign server (CI-4).
     pub fn process_observed(
         &mut self,
         batch: &mut FlowBatch,
         geo: &GeoTable,
         concerns: &ConcernList,
         now_ms: i64,
-        mut observed: Option<&mut Vec<FlowRecord>>,
+        mut observed: Option<&mut Observed>,
     ) -> SelectionCounts {
         let mut counts = SelectionCounts {
             dropped_by_rule: vec![0; self.policy.drop_rules.len()],
@@ -641,7 +704,8 @@ impl Selector {
             if action != Action::Drop
                 && let Some(out) = observed.as_deref_mut()
             {
-                out.push(r);
+                out.records.push(r);
+                out.pseudonymised.push(Pseudonymised { src: ps, dst: pd });
             }
             match action {
                 Action::Drop => {}
@@ -693,7 +757,7 @@ impl Selector {
             server,
             port,
             protocol: r.protocol,
-            bin_start_ms: ts.div_euclid(bin_ms) * bin_ms,
+            bin_start_ms: ts.div_euclid(bin_ms).saturating_mul(bin_ms),
         };
         let full = self.aggregates.len() >= self.policy.max_aggregates;
         let v = match self.aggregates.get_mut(&(key, transit)) {
@@ -912,11 +976,20 @@ mod tests {
             reason: "test".into(),
             expires_ms: i64::MAX,
         }]);
-        let mut observed = Vec::new();
+        let mut observed = Observed::default();
         s.process_observed(&mut batch, &g, &concerns, 0, Some(&mut observed));
         let cp = s.pseudonymiser().crypto_pan();
-        let got: Vec<(IpAddr, IpAddr)> =
-            observed.iter().map(|r| (r.src_addr, r.dst_addr)).collect();
+        let got: Vec<(IpAddr, IpAddr)> = observed
+            .records
+            .iter()
+            .map(|r| (r.src_addr, r.dst_addr))
+            .collect();
+        // The side of each end travels with the record: the subscriber end is flagged.
+        let flags = Pseudonymised {
+            src: true,
+            dst: false,
+        };
+        assert_eq!(observed.pseudonymised, vec![flags, flags]);
         assert_eq!(
             got,
             vec![

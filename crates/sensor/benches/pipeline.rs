@@ -233,6 +233,13 @@ impl Recorder for NoLedger {
     fn record(&self, _: &[mamori_core::entry::Entry]) -> std::io::Result<u64> {
         Ok(0)
     }
+    fn read_from(
+        &self,
+        start: u64,
+        _: &mut dyn FnMut(&mamori_core::entry::Entry),
+    ) -> std::io::Result<u64> {
+        Ok(start)
+    }
 }
 
 struct Run {

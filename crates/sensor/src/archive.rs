@@ -240,6 +240,41 @@ pub struct WrittenFile {
     pub expires_at: Timestamp,
 }
 
+/// What one write call did, hour by hour.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The files written.
+    pub files: Vec<WrittenFile>,
+    /// The hours that could not be written; the other hours were written all the same.
+    pub failed: Vec<FailedHour>,
+}
+
+/// One hour of a write call that could not be written.
+#[derive(Debug)]
+pub struct FailedHour {
+    /// The hour's start, UTC ms (as computed from the rows' times, possibly absurd).
+    pub hour_ms: i64,
+    /// Its rows, lost.
+    pub rows: u64,
+    /// Why.
+    pub error: ArchiveError,
+}
+
+impl Written {
+    /// Rows lost with the failed hours.
+    pub fn lost_rows(&self) -> u64 {
+        self.failed.iter().map(|f| f.rows).sum()
+    }
+
+    /// The files, or the first failed hour's error.
+    pub fn into_result(self) -> Result<Vec<WrittenFile>> {
+        match self.failed.into_iter().next() {
+            Some(f) => Err(f.error),
+            None => Ok(self.files),
+        }
+    }
+}
+
 /// Writes kept records and aggregates into the hour-partitioned archive.
 #[derive(Debug)]
 pub struct ArchiveWriter {
@@ -283,36 +318,58 @@ impl ArchiveWriter {
     }
 
     /// Writes `records` (already pseudonymised and selected), one new file per UTC hour of
-    /// their start times, in input order within each hour.
+    /// their start times, in input order within each hour. The first hour that cannot be
+    /// written is the error; the other hours are written all the same
+    /// ([`ArchiveWriter::write_flows_each`] says which rows were lost).
     pub fn write_flows(&self, records: &[FlowRecord]) -> Result<Vec<WrittenFile>> {
+        self.write_flows_each(records).into_result()
+    }
+
+    /// As [`ArchiveWriter::write_flows`], reporting per hour: one record whose time cannot
+    /// be partitioned (a fuzzed or far-future timestamp) loses its own hour's rows, never
+    /// the rest of the buffer (CI-5: everything kept is kept with its expiry).
+    pub fn write_flows_each(&self, records: &[FlowRecord]) -> Written {
         let mut by_hour: BTreeMap<i64, Vec<&FlowRecord>> = BTreeMap::new();
         for r in records {
             by_hour.entry(hour_of(r.start_ms)).or_default().push(r);
         }
-        by_hour
-            .into_iter()
-            .map(|(hour, rows)| {
-                let n = rows.len() as u64;
-                self.write_hour(Kind::Flows, hour, n, |path| flows_batch(&rows, path))
-            })
-            .collect()
+        self.write_hours(Kind::Flows, by_hour, flows_batch)
     }
 
-    /// Writes `aggregates`, one new file per UTC hour of their bin starts.
+    /// Writes `aggregates`, one new file per UTC hour of their bin starts (errors as
+    /// [`ArchiveWriter::write_flows`]).
     pub fn write_aggregates(&self, aggregates: &[ServerAggregate]) -> Result<Vec<WrittenFile>> {
+        self.write_aggregates_each(aggregates).into_result()
+    }
+
+    /// As [`ArchiveWriter::write_aggregates`], reporting per hour.
+    pub fn write_aggregates_each(&self, aggregates: &[ServerAggregate]) -> Written {
         let mut by_hour: BTreeMap<i64, Vec<&ServerAggregate>> = BTreeMap::new();
         for a in aggregates {
             by_hour.entry(hour_of(a.bin_start_ms)).or_default().push(a);
         }
-        by_hour
-            .into_iter()
-            .map(|(hour, rows)| {
-                let n = rows.len() as u64;
-                self.write_hour(Kind::Aggregates, hour, n, |path| {
-                    aggregates_batch(&rows, path)
-                })
-            })
-            .collect()
+        self.write_hours(Kind::Aggregates, by_hour, aggregates_batch)
+    }
+
+    fn write_hours<T>(
+        &self,
+        kind: Kind,
+        by_hour: BTreeMap<i64, Vec<&T>>,
+        batch: impl Fn(&[&T], &Path) -> Result<RecordBatch>,
+    ) -> Written {
+        let mut out = Written::default();
+        for (hour_ms, rows) in by_hour {
+            let n = rows.len() as u64;
+            match self.write_hour(kind, hour_ms, n, |path| batch(&rows, path)) {
+                Ok(f) => out.files.push(f),
+                Err(error) => out.failed.push(FailedHour {
+                    hour_ms,
+                    rows: n,
+                    error,
+                }),
+            }
+        }
+        out
     }
 
     fn write_hour(
@@ -445,7 +502,8 @@ fn claim_part(dir: &Path) -> Result<(PathBuf, PathBuf, File)> {
 }
 
 fn hour_of(ms: i64) -> i64 {
-    ms.div_euclid(HOUR_MS) * HOUR_MS
+    // Saturating: an absurd time becomes an hour that `time` refuses, never a panic.
+    ms.div_euclid(HOUR_MS).saturating_mul(HOUR_MS)
 }
 
 fn time(ms: i64, what: &str) -> Result<Timestamp> {

@@ -837,6 +837,28 @@ impl Recorder for SensorLedger {
             other => io::Error::other(other.to_string()),
         })
     }
+
+    fn read_from(&self, start: u64, visit: &mut dyn FnMut(&Entry)) -> io::Result<u64> {
+        let mut next = start;
+        loop {
+            let page = self
+                .entries(next, MAX_ENTRIES_PER_PAGE)
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            let Some(&(last, _)) = page.last() else {
+                return Ok(next);
+            };
+            for (index, bytes) in &page {
+                let entry = Entry::decode(bytes).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("sensor ledger entry {index}: {e}"),
+                    )
+                })?;
+                visit(&entry);
+            }
+            next = last + 1;
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@
 
 pub mod archive;
 pub mod collector;
+pub mod concern;
 pub mod config;
 pub mod files;
 pub mod http_ledger;

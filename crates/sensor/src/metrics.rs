@@ -129,8 +129,19 @@ pub struct Metrics {
     pub indicator_reload_errors: AtomicU64,
     /// Records the detectors saw.
     pub detect_records: AtomicU64,
-    /// Records that arrived after their window had closed (folded into the current one).
+    /// Records whose window had closed (later than the allowed lateness): counted and
+    /// kept out of detection.
     pub detect_late_records: AtomicU64,
+    /// Records dated more than the allowed skew after the sensor's clock at ingest, or
+    /// before 1970: re-timed to their arrival (an exporter's clock must not move the
+    /// windows or the archive's hours).
+    pub retimed_records: AtomicU64,
+    /// Findings about subscribers (their address a pseudonym): reported as infected
+    /// clients, never concern-listed.
+    pub findings_infected_client: AtomicU64,
+    /// Findings withheld because the window saw more pseudonyms than it could remember,
+    /// so a pseudonym could not be told from a server.
+    pub findings_withheld: AtomicU64,
     /// Windows closed.
     pub detect_windows: AtomicU64,
     /// Findings produced (all scores).
@@ -151,6 +162,12 @@ pub struct Metrics {
     pub concerns_ended: AtomicU64,
     /// Concern changes not made because recording them failed.
     pub concern_record_failures: AtomicU64,
+    /// Concerns rebuilt from the ledger at start, or taken from it while running (a
+    /// manual concern).
+    pub concerns_restored: AtomicU64,
+    /// Concern entries in the ledger not applied: an address inside the subscriber
+    /// prefixes, or not an address.
+    pub concerns_refused: AtomicU64,
     /// Sources → select.
     pub ingest: QueueStats,
     /// Select → archive.
@@ -193,6 +210,9 @@ impl Metrics {
             indicator_reload_errors: z(),
             detect_records: z(),
             detect_late_records: z(),
+            retimed_records: z(),
+            findings_infected_client: z(),
+            findings_withheld: z(),
             detect_windows: z(),
             findings: z(),
             findings_reported: z(),
@@ -203,6 +223,8 @@ impl Metrics {
             concerns_listed: z(),
             concerns_ended: z(),
             concern_record_failures: z(),
+            concerns_restored: z(),
+            concerns_refused: z(),
             ingest: QueueStats::new("select", ingest),
             archive_queue: QueueStats::new("archive", archive),
             detect_queue: QueueStats::new("detect", detect),
@@ -294,6 +316,9 @@ impl Metrics {
             detection: DetectionSnapshot {
                 records: g(&self.detect_records),
                 late_records: g(&self.detect_late_records),
+                retimed_records: g(&self.retimed_records),
+                findings_infected_client: g(&self.findings_infected_client),
+                findings_withheld: g(&self.findings_withheld),
                 windows: g(&self.detect_windows),
                 findings: g(&self.findings),
                 findings_reported: g(&self.findings_reported),
@@ -312,6 +337,8 @@ impl Metrics {
                 listed: g(&self.concerns_listed),
                 ended: g(&self.concerns_ended),
                 record_failures: g(&self.concern_record_failures),
+                restored: g(&self.concerns_restored),
+                refused: g(&self.concerns_refused),
             },
             queues,
             process: ProcessSnapshot {
@@ -409,8 +436,15 @@ pub struct ArchiveSnapshot {
 pub struct DetectionSnapshot {
     /// Records seen.
     pub records: u64,
-    /// Records later than their window.
+    /// Records later than their window's allowed lateness (kept out of detection).
     pub late_records: u64,
+    /// Records dated past the sensor's clock plus the allowed skew, or before 1970
+    /// (re-timed to their arrival).
+    pub retimed_records: u64,
+    /// Findings about subscribers, reported as infected clients.
+    pub findings_infected_client: u64,
+    /// Findings withheld (a pseudonym could not be told from a server).
+    pub findings_withheld: u64,
     /// Windows closed.
     pub windows: u64,
     /// Findings produced.
@@ -448,6 +482,10 @@ pub struct ConcernSnapshot {
     pub ended: u64,
     /// Changes refused because recording failed.
     pub record_failures: u64,
+    /// Rebuilt from the ledger at start or taken from it while running.
+    pub restored: u64,
+    /// Ledger concern entries not applied (inside the subscriber prefixes).
+    pub refused: u64,
 }
 
 /// One queue.
@@ -751,8 +789,26 @@ impl Snapshot {
         metric(
             "detect_late_records_total",
             "counter",
-            "Records later than their window.",
+            "Records later than their window's allowed lateness, kept out of detection.",
             &one(self.detection.late_records),
+        );
+        metric(
+            "retimed_records_total",
+            "counter",
+            "Records dated past the sensor's clock plus the allowed skew, or before 1970, re-timed to their arrival.",
+            &one(self.detection.retimed_records),
+        );
+        metric(
+            "findings_infected_client_total",
+            "counter",
+            "Findings about subscribers (pseudonyms), reported as infected clients.",
+            &one(self.detection.findings_infected_client),
+        );
+        metric(
+            "findings_withheld_total",
+            "counter",
+            "Findings withheld because a pseudonym could not be told from a server.",
+            &one(self.detection.findings_withheld),
         );
         metric(
             "detect_windows_total",
@@ -849,6 +905,18 @@ impl Snapshot {
             "counter",
             "Concern changes not made because recording failed.",
             &one(self.concerns.record_failures),
+        );
+        metric(
+            "concerns_restored_total",
+            "counter",
+            "Concerns rebuilt from the ledger at start or taken from it while running.",
+            &one(self.concerns.restored),
+        );
+        metric(
+            "concerns_refused_total",
+            "counter",
+            "Ledger concern entries not applied (inside the subscriber prefixes).",
+            &one(self.concerns.refused),
         );
         let q = |f: &dyn Fn(&QueueSnapshot) -> u64| -> Vec<(String, f64)> {
             self.queues

@@ -13,4 +13,10 @@ pub trait Recorder: Send + Sync {
     /// means nothing was recorded, and the act the entries describe must not happen (or,
     /// for a deletion already done, must be retried until it is recorded).
     fn record(&self, entries: &[Entry]) -> std::io::Result<u64>;
+
+    /// Hands every recorded entry from index `start` on to `visit`, in order, and returns
+    /// the index after the last one: what the runtime rebuilds its concern list from at
+    /// start, and how it follows listings appended by others while running (a manual
+    /// concern from `mamori sensor concern`). An entry that cannot be read is an error.
+    fn read_from(&self, start: u64, visit: &mut dyn FnMut(&Entry)) -> std::io::Result<u64>;
 }

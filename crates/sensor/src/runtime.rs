@@ -23,6 +23,18 @@
 //! - *A concern changes only after it is recorded*: `Act::ConcernListed` /
 //!   `Act::ConcernEnded` go through the [`Recorder`] before the list the select stage
 //!   reads is swapped (CI-5). A failed recording leaves the list as it was and is counted.
+//!   The ledger is the list's durable state: rebuilt from it at start, followed every
+//!   second (manual changes, [`crate::concern`]); a listed server is renewed, never listed
+//!   twice.
+//! - *A pseudonym is never a server*: which ends the select stage pseudonymised travels
+//!   with each record to the detection stage ([`Observed`]); a finding whose address a
+//!   window saw as a pseudonym becomes an infected-client finding naming the key, and is
+//!   never concern-listed (CI-4, invariant 2). Country data is consulted for clear
+//!   addresses only.
+//! - *No exporter's clock moves time*: records dated past [`MAX_FUTURE_SKEW`] (or before
+//!   1970) are re-timed to their arrival and counted; windows close by the latest record
+//!   time plus [`MAX_LATENESS`], and later records are counted and left out of detection;
+//!   the archive loses at most the hour of a record it cannot place.
 //! - *One pseudonym key per archive file*: the select stage asks the [`KeySource`] for the
 //!   key of "now"; when its id changes, the aggregates of the old key are flushed, the
 //!   archive writes what it buffered under the old id, and new files carry the new id
@@ -38,6 +50,7 @@
 
 use crate::archive::ArchiveWriter;
 use crate::collector::{Collector, Stats};
+use crate::concern::Change;
 use crate::config::{CentreConfig, SensorConfig};
 use crate::files::{BatchSink, read_file};
 use crate::http_ledger::StatusAuth;
@@ -58,9 +71,10 @@ use mamori_detect::{
     DetectConfig, Detectors, IndicatorSet, IndicatorSetBuilder, IndicatorSlot, ScanProfile,
 };
 use mamori_flow::{
-    Concern, ConcernList, CryptoPanKey, FlowBatch, FlowRecord, GeoTable, Selector, ServerAggregate,
-    Side, UnknownCountry,
+    Concern, ConcernList, CryptoPanKey, FlowBatch, FlowRecord, GeoTable, Observed, Pseudonymised,
+    Selector, ServerAggregate, Side, UnknownCountry,
 };
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -177,6 +191,59 @@ pub struct ListedConcern {
     expires_ms: i64,
 }
 
+impl ListedConcern {
+    fn new(server: IpAddr, reason: String, expires_at: Timestamp) -> Self {
+        Self {
+            server,
+            reason,
+            expires_at: mamori_core::time::rfc3339(expires_at),
+            expires_ms: expires_at.timestamp_millis(),
+        }
+    }
+}
+
+/// Applies the concern entries of the ledger from index `start` on to `listed` — a listing
+/// or renewal sets the server's reason and expiry, an end removes it — and returns the
+/// index after the last entry. This is how the list survives a restart (rebuilt from the
+/// ledger, where every change was recorded before it took effect, CI-5) and how a manual
+/// concern reaches the running sensor. An entry naming an address inside the subscriber
+/// prefixes, or no plain address, is refused and counted: deep collection follows foreign
+/// servers, never subscribers (CI-4). Expired listings come back too and are ended, with
+/// their end recorded, by the detection stage's next expiry pass.
+fn replay_concerns(
+    recorder: &dyn Recorder,
+    start: u64,
+    listed: &mut BTreeMap<IpAddr, ListedConcern>,
+    side: &Selector,
+    metrics: &Metrics,
+) -> std::io::Result<u64> {
+    recorder.read_from(start, &mut |e| match crate::concern::change(e) {
+        Change::Listed {
+            server,
+            reason,
+            expires_at,
+        } if !side.is_subscriber(server) => {
+            let concern = ListedConcern::new(server, reason.to_owned(), expires_at);
+            if listed.get(&server) != Some(&concern) {
+                listed.insert(server, concern);
+                metrics.concerns_restored.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Change::Listed { server, .. } => {
+            metrics.concerns_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%server, "concern entry not applied: inside the subscriber prefixes");
+        }
+        Change::NotAnAddress(server) => {
+            metrics.concerns_refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%server, "concern entry not applied: not an address");
+        }
+        Change::Ended { server } => {
+            listed.remove(&server);
+        }
+        Change::Other => {}
+    })
+}
+
 /// The concern list: written by the detection stage, read by the select stage.
 #[derive(Debug, Default)]
 struct Concerns {
@@ -206,6 +273,25 @@ impl Concerns {
         if let Ok(mut w) = self.compiled.write() {
             *w = Arc::new(list);
         }
+    }
+
+    /// Rebuilds the list from the ledger at start; returns the index to follow it from.
+    fn restore(
+        &self,
+        recorder: &dyn Recorder,
+        side: &Selector,
+        metrics: &Metrics,
+    ) -> std::io::Result<u64> {
+        let mut listed = self
+            .listed
+            .lock()
+            .map_err(|_| std::io::Error::other("concern list lock poisoned"))?;
+        let next = replay_concerns(recorder, 0, &mut listed, side, metrics)?;
+        self.publish(&listed);
+        metrics
+            .concerns_active
+            .store(listed.len() as u64, Ordering::Relaxed);
+        Ok(next)
     }
 
     fn snapshot(&self) -> Vec<ListedConcern> {
@@ -415,6 +501,13 @@ impl Sensor {
         let now = deps.clock.now();
         let (key_id, key) = deps.keys.key_for(now);
         let selector = Selector::new(cfg.selection.clone(), &key)?;
+        // The concern list as the ledger left it (CI-4, CI-5): deep
+        // collection resumes after a restart instead of silently stopping.
+        let ledger_next = concerns
+            .restore(&*deps.recorder, &selector, &metrics)
+            .map_err(io_err(
+                "reading the sensor ledger to rebuild the concern list (check <data dir>/ledger)",
+            ))?;
         let mut writer = ArchiveWriter::new(cfg.data_dir.join("archive"), cfg.retention)?;
         writer.set_pseudonym_key_id(Some(key_id.clone()));
         let centre = match &cfg.centre {
@@ -425,7 +518,7 @@ impl Sensor {
 
         let (ingest_tx, ingest_rx) = sync_channel::<FlowBatch>(q.ingest);
         let (archive_tx, archive_rx) = sync_channel::<ToArchive>(q.archive);
-        let (detect_tx, detect_rx) = sync_channel::<Vec<FlowRecord>>(q.detect);
+        let (detect_tx, detect_rx) = sync_channel::<ToDetect>(q.detect);
         let mut stages = Vec::new();
 
         // Poster.
@@ -491,6 +584,7 @@ impl Sensor {
                 cfg: detect_cfg,
                 indicators: slot,
                 window_ms: millis(cfg.detection.window),
+                lateness_ms: millis(cfg.detection.window).min(millis(MAX_LATENESS)),
                 idle_close: cfg.detection.idle_close,
                 min_score: cfg.detection.min_score,
                 concern_expiry: chrono::Duration::from_std(cfg.detection.concern_expiry).map_err(
@@ -576,6 +670,19 @@ impl Sensor {
                 pending: Arc::clone(&files_pending),
             };
             sources.push(spawn("sensor files", move || files.run())?);
+        }
+        // The concern list's upkeep: the ledger followed, expiries ended and recorded.
+        {
+            let keeper = ConcernKeeper {
+                side: Selector::new(cfg.selection.clone(), &key)?,
+                clock: Arc::clone(&deps.clock),
+                recorder: Arc::clone(&deps.recorder),
+                ledger_next,
+                concerns: Arc::clone(&concerns),
+                metrics: Arc::clone(&metrics),
+                stop: Arc::clone(&stop),
+            };
+            sources.push(spawn("sensor concerns", move || keeper.run())?);
         }
         // The reaper: expired files deleted on time, each deletion recorded (CI-5,
         // invariant 4), then the keys no kept file needs retired.
@@ -1160,15 +1267,60 @@ struct Select {
     concerns: Arc<Concerns>,
     metrics: Arc<Metrics>,
     archive: SyncSender<ToArchive>,
-    detect: Option<SyncSender<Vec<FlowRecord>>>,
+    detect: Option<SyncSender<ToDetect>>,
     aggregate_every: Duration,
+}
+
+/// What the select stage hands the detection stage: the kept records, which of their ends
+/// are pseudonyms, and the id of the key they were made with.
+struct ToDetect {
+    key_id: String,
+    observed: Observed,
+}
+
+/// How far past the sensor's clock a record may be dated. No flow ends in the future, so a
+/// later time is an exporter's wrong clock or a forged header: such a record is kept with
+/// its arrival time instead and counted (`retimed_records`), so that one exporter's clock
+/// can move neither the detection windows nor the archive's hours (CI-11: detection keeps
+/// running; CI-5: every archive hour keeps a real expiry). Past times are allowed: files
+/// replay history, and late records are the detection's lateness rule's to judge
+/// ([`MAX_LATENESS`]).
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// How long a detection window stays open after its end for late records (at most one
+/// window length): a record whose window closed longer ago than this is counted as late
+/// and kept out of detection, so findings always carry the window their records are in.
+pub const MAX_LATENESS: Duration = Duration::from_secs(10 * 60);
+
+/// Re-times the records of `batch` dated more than [`MAX_FUTURE_SKEW`] after `now_ms`, or
+/// before 1970 (no input dates flows there; a fuzzed or truncated time field does), to
+/// `now_ms` (their arrival), keeping a plausible duration; returns how many.
+fn bound_times(batch: &mut FlowBatch, now_ms: i64) -> u64 {
+    let latest = now_ms.saturating_add(millis(MAX_FUTURE_SKEW));
+    let mut retimed = 0;
+    for r in &mut batch.records {
+        let out = |t: i64| t < 0 || t > latest;
+        if !out(r.start_ms) && !out(r.end_ms) {
+            continue;
+        }
+        let duration = r.end_ms.saturating_sub(r.start_ms);
+        let duration = if r.start_ms != 0 && (0..=millis(MAX_LATENESS)).contains(&duration) {
+            duration
+        } else {
+            0
+        };
+        r.end_ms = now_ms;
+        r.start_ms = now_ms - duration;
+        retimed += 1;
+    }
+    retimed
 }
 
 impl Select {
     fn run(mut self, rx: Receiver<FlowBatch>) {
         let mut last_key_check = Instant::now();
         let mut last_flush = Instant::now();
-        let mut observed: Vec<FlowRecord> = Vec::new();
+        let mut observed = Observed::default();
         loop {
             let msg = rx.recv_timeout(Duration::from_millis(200));
             let now = self.clock.now();
@@ -1181,6 +1333,16 @@ impl Select {
                 Ok(mut batch) => {
                     let n = batch.records.len() as u64;
                     self.metrics.ingest.dequeued(n);
+                    let retimed = bound_times(&mut batch, now.timestamp_millis());
+                    if retimed > 0 {
+                        self.metrics
+                            .retimed_records
+                            .fetch_add(retimed, Ordering::Relaxed);
+                        tracing::warn!(
+                            records = retimed,
+                            "records dated in the future (or before 1970) kept with their arrival time"
+                        );
+                    }
                     let concerns = self.concerns.current();
                     observed.clear();
                     let sink = self.detect.is_some().then_some(&mut observed);
@@ -1195,7 +1357,8 @@ impl Select {
                         s.merge(&counts);
                     }
                     if !batch.records.is_empty() {
-                        let kept = std::mem::take(&mut batch.records);
+                        let mut kept = std::mem::take(&mut batch.records);
+                        self.pseudonymise_exporters(&mut kept);
                         let k = kept.len() as u64;
                         hand_on(
                             &self.archive,
@@ -1207,10 +1370,20 @@ impl Select {
                     if let Some(tx) = &self.detect
                         && !observed.is_empty()
                     {
-                        let cap = observed.capacity();
-                        let feed = std::mem::replace(&mut observed, Vec::with_capacity(cap));
+                        let cap = observed.len();
+                        let feed = std::mem::replace(
+                            &mut observed,
+                            Observed {
+                                records: Vec::with_capacity(cap),
+                                pseudonymised: Vec::with_capacity(cap),
+                            },
+                        );
                         let k = feed.len() as u64;
-                        hand_on(tx, &self.metrics.detect_queue, feed, k);
+                        let item = ToDetect {
+                            key_id: self.key_id.clone(),
+                            observed: feed,
+                        };
+                        hand_on(tx, &self.metrics.detect_queue, item, k);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -1224,6 +1397,27 @@ impl Select {
             {
                 last_flush = Instant::now();
                 self.flush_aggregates();
+            }
+        }
+    }
+
+    /// The archive's `exporter` column: an exporter inside the subscriber prefixes — which
+    /// `[selection] subscriber_prefixes` promises are always pseudonymised — is written as
+    /// its pseudonym under the file's key, like every other address there; exporters
+    /// outside them (the carrier's routers) stay in clear (CI-4, DESIGN invariant 2).
+    fn pseudonymise_exporters(&self, kept: &mut [FlowRecord]) {
+        let mut last: Option<(IpAddr, IpAddr)> = None;
+        for r in kept {
+            if let Some((clear, pseudonym)) = last
+                && clear == r.exporter
+            {
+                r.exporter = pseudonym;
+                continue;
+            }
+            if self.selector.is_subscriber(r.exporter) {
+                let clear = r.exporter;
+                r.exporter = self.selector.pseudonymiser().crypto_pan().anonymise(clear);
+                last = Some((clear, r.exporter));
             }
         }
     }
@@ -1281,30 +1475,28 @@ fn archiver(
     let write = |writer: &mut ArchiveWriter,
                  flows: &mut Vec<FlowRecord>,
                  aggs: &mut Vec<ServerAggregate>| {
-        for (kind, result, rows) in [
-            ("flows", writer.write_flows(flows), flows.len()),
-            ("aggregates", writer.write_aggregates(aggs), aggs.len()),
+        // Hour by hour: a row whose hour cannot be written loses that hour only, never
+        // the rest of the buffer (CI-5).
+        for (kind, written) in [
+            ("flows", writer.write_flows_each(flows)),
+            ("aggregates", writer.write_aggregates_each(aggs)),
         ] {
-            match result {
-                Ok(files) => {
-                    for f in files {
-                        let bytes = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
-                        m.archive_files.fetch_add(1, Ordering::Relaxed);
-                        m.archive_bytes.fetch_add(bytes, Ordering::Relaxed);
-                        let counter = if kind == "flows" {
-                            &m.archive_flow_rows
-                        } else {
-                            &m.archive_aggregate_rows
-                        };
-                        counter.fetch_add(f.records, Ordering::Relaxed);
-                    }
-                }
-                Err(e) => {
-                    m.archive_errors.fetch_add(1, Ordering::Relaxed);
-                    m.archive_lost_rows
-                        .fetch_add(rows as u64, Ordering::Relaxed);
-                    tracing::error!(error = %e, kind, rows, "archive write failed");
-                }
+            for f in &written.files {
+                let bytes = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
+                m.archive_files.fetch_add(1, Ordering::Relaxed);
+                m.archive_bytes.fetch_add(bytes, Ordering::Relaxed);
+                let counter = if kind == "flows" {
+                    &m.archive_flow_rows
+                } else {
+                    &m.archive_aggregate_rows
+                };
+                counter.fetch_add(f.records, Ordering::Relaxed);
+            }
+            for failed in &written.failed {
+                m.archive_errors.fetch_add(1, Ordering::Relaxed);
+                m.archive_lost_rows
+                    .fetch_add(failed.rows, Ordering::Relaxed);
+                tracing::error!(error = %failed.error, kind, rows = failed.rows, "archive write failed");
             }
         }
         flows.clear();
@@ -1355,6 +1547,9 @@ struct Detection {
     /// Where reloaded indicator sets arrive.
     indicators: Arc<IndicatorSlot>,
     window_ms: i64,
+    /// How long after its end a window takes late records: [`MAX_LATENESS`], at most one
+    /// window length.
+    lateness_ms: i64,
     idle_close: Duration,
     min_score: f64,
     concern_expiry: chrono::Duration,
@@ -1377,70 +1572,177 @@ fn record_time(r: &FlowRecord) -> i64 {
     }
 }
 
+/// Most pseudonyms one window remembers. Beyond it, a finding whose address is not among
+/// them could be an unremembered pseudonym: it is withheld and counted, never listed.
+const MAX_PSEUDONYMS_PER_WINDOW: usize = 1 << 21;
+
+/// One open detection window: its detectors, and every address its records carried as a
+/// pseudonym, decided by the select stage before pseudonymisation. A finding's address is
+/// judged against these, never against country data: a pseudonym may fall into any
+/// country's prefix (CI-4, DESIGN invariant 2).
+struct Window {
+    detectors: Detectors,
+    pseudonyms: Pseudonyms,
+}
+
+/// The pseudonyms of one window, each with the key it was made with.
+struct Pseudonyms {
+    seen: FxHashMap<IpAddr, u32>,
+    keys: Vec<String>,
+    /// Most pseudonyms remembered ([`MAX_PSEUDONYMS_PER_WINDOW`]).
+    cap: usize,
+    overflow: bool,
+}
+
+impl Default for Pseudonyms {
+    fn default() -> Self {
+        Self {
+            seen: FxHashMap::default(),
+            keys: Vec::new(),
+            cap: MAX_PSEUDONYMS_PER_WINDOW,
+            overflow: false,
+        }
+    }
+}
+
+impl Pseudonyms {
+    fn key_index(&mut self, key_id: &str) -> u32 {
+        match self.keys.iter().position(|k| k == key_id) {
+            Some(i) => i as u32,
+            None => {
+                self.keys.push(key_id.to_owned());
+                (self.keys.len() - 1) as u32
+            }
+        }
+    }
+
+    fn insert(&mut self, addr: IpAddr, key: u32) {
+        if self.seen.len() < self.cap {
+            self.seen.entry(addr).or_insert(key);
+        } else if !self.seen.contains_key(&addr) {
+            self.overflow = true;
+        }
+    }
+
+    fn subject(&self, addr: IpAddr) -> Subject<'_> {
+        match self.seen.get(&addr) {
+            Some(&k) => Subject::Pseudonym(
+                self.keys
+                    .get(k as usize)
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            ),
+            None if self.overflow => Subject::Unknown,
+            None => Subject::Server,
+        }
+    }
+}
+
+impl Window {
+    fn new(cfg: &DetectConfig) -> Self {
+        Self {
+            detectors: Detectors::new(cfg),
+            pseudonyms: Pseudonyms::default(),
+        }
+    }
+
+    fn observe(&mut self, r: &FlowRecord, p: Pseudonymised, key: u32) {
+        self.detectors.observe(r);
+        if p.src {
+            self.pseudonyms.insert(r.src_addr, key);
+        }
+        if p.dst {
+            self.pseudonyms.insert(r.dst_addr, key);
+        }
+    }
+}
+
+/// What a finding's address turned out to be.
+enum Subject<'a> {
+    /// A foreign server (or scanner, or source) in clear.
+    Server,
+    /// A subscriber's pseudonym, made with this key.
+    Pseudonym(&'a str),
+    /// Cannot be told: the window forgot some pseudonyms.
+    Unknown,
+}
+
 impl Detection {
-    fn run(mut self, rx: Receiver<Vec<FlowRecord>>) {
-        let mut window: Option<(i64, Detectors)> = None;
+    fn run(mut self, rx: Receiver<ToDetect>) {
+        let mut windows: BTreeMap<i64, Window> = BTreeMap::new();
+        // The latest record time seen: it closes windows. Bounded by the sensor's clock
+        // (the select stage re-times records from the future), so no exporter's clock
+        // can hold windows open or close them early by more than the allowed skew.
+        let mut watermark = i64::MIN;
         let mut last_record = Instant::now();
-        let mut last_expiry = Instant::now();
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(records) => {
+                Ok(ToDetect { key_id, observed }) => {
                     // A reloaded indicator set takes effect from this batch on, in the
-                    // open window too.
+                    // open windows too.
                     self.geo = self.geo_slot.load();
                     let current = self.indicators.load();
                     if !Arc::ptr_eq(&current, &self.cfg.indicators) {
-                        if let Some((_, d)) = &mut window {
-                            d.replace_indicators(Arc::clone(&current));
+                        for w in windows.values_mut() {
+                            w.detectors.replace_indicators(Arc::clone(&current));
                         }
                         self.cfg.indicators = current;
                     }
-                    self.metrics.detect_queue.dequeued(records.len() as u64);
-                    self.metrics
-                        .detect_records
-                        .fetch_add(records.len() as u64, Ordering::Relaxed);
+                    let n = observed.len() as u64;
+                    self.metrics.detect_queue.dequeued(n);
+                    self.metrics.detect_records.fetch_add(n, Ordering::Relaxed);
                     last_record = Instant::now();
-                    for r in &records {
-                        let w = record_time(r).div_euclid(self.window_ms);
-                        match &mut window {
-                            Some((cur, _)) if w > *cur => {
-                                if let Some((start, d)) = window.take() {
-                                    self.close(start, d);
-                                }
-                                window = Some((w, Detectors::new(&self.cfg)));
-                            }
-                            Some((cur, _)) if w < *cur => {
-                                self.metrics
-                                    .detect_late_records
-                                    .fetch_add(1, Ordering::Relaxed);
-                            }
-                            Some(_) => {}
-                            None => window = Some((w, Detectors::new(&self.cfg))),
+                    let mut late = 0u64;
+                    for (r, p) in observed.iter() {
+                        let t = record_time(r);
+                        watermark = watermark.max(t);
+                        let w = t.div_euclid(self.window_ms);
+                        if self.closes_at(w) <= watermark {
+                            // Its window is past its lateness (closed, or closing at the
+                            // end of this batch): kept out of detection, so no finding
+                            // carries a window its records are not in.
+                            late += 1;
+                            continue;
                         }
-                        if let Some((_, d)) = &mut window {
-                            d.observe(r);
+                        let window = windows.entry(w).or_insert_with(|| Window::new(&self.cfg));
+                        let key = window.pseudonyms.key_index(&key_id);
+                        window.observe(r, p, key);
+                    }
+                    if late > 0 {
+                        self.metrics
+                            .detect_late_records
+                            .fetch_add(late, Ordering::Relaxed);
+                    }
+                    while let Some(entry) = windows.first_entry() {
+                        if self.closes_at(*entry.key()) > watermark {
+                            break;
                         }
+                        let (start, window) = entry.remove_entry();
+                        self.close(start, window);
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    if last_record.elapsed() >= self.idle_close
-                        && let Some((start, d)) = window.take()
-                    {
-                        self.close(start, d);
+                    if last_record.elapsed() >= self.idle_close {
+                        while let Some((start, window)) = windows.pop_first() {
+                            self.close(start, window);
+                        }
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    if let Some((start, d)) = window.take() {
-                        self.close(start, d);
+                    while let Some((start, window)) = windows.pop_first() {
+                        self.close(start, window);
                     }
                     return;
                 }
             }
-            if last_expiry.elapsed() >= Duration::from_secs(1) {
-                last_expiry = Instant::now();
-                self.expire();
-            }
         }
+    }
+
+    /// When window `w` closes: once a record at or past its end plus the lateness is seen.
+    fn closes_at(&self, w: i64) -> i64 {
+        w.saturating_add(1)
+            .saturating_mul(self.window_ms)
+            .saturating_add(self.lateness_ms)
     }
 
     fn is_foreign(&self, addr: IpAddr) -> bool {
@@ -1451,23 +1753,66 @@ impl Detection {
         }
     }
 
-    fn close(&self, window: i64, detectors: Detectors) {
+    fn close(&self, window: i64, w: Window) {
+        let Window {
+            detectors,
+            pseudonyms,
+        } = w;
         let records = detectors.records();
         let findings = detectors.finish();
         self.metrics.detect_windows.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .findings
             .fetch_add(findings.len() as u64, Ordering::Relaxed);
-        let reported: Vec<Finding> = findings
-            .into_iter()
-            .filter(|f| f.score >= self.min_score)
-            .collect();
-        self.metrics
-            .findings_reported
-            .fetch_add(reported.len() as u64, Ordering::Relaxed);
         let start = from_millis(window.saturating_mul(self.window_ms))
             .map(mamori_core::time::rfc3339)
             .unwrap_or_default();
+        let mut reported = Vec::new();
+        for f in findings {
+            if f.score < self.min_score {
+                continue;
+            }
+            match pseudonyms.subject(f.address) {
+                Subject::Pseudonym(key_id) => {
+                    // A subscriber behaving as attacker infrastructure: reported as an
+                    // infected client under its pseudonym, never listed (a pseudonym is
+                    // nobody's server, and listing it would follow whoever really holds
+                    // that address).
+                    self.metrics
+                        .findings_infected_client
+                        .fetch_add(1, Ordering::Relaxed);
+                    reported.push(f.into_infected_client(key_id));
+                }
+                Subject::Unknown => {
+                    self.metrics
+                        .findings_withheld
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        kind = f.kind.as_str(),
+                        "finding withheld: the window saw too many pseudonyms to tell this address from one"
+                    );
+                }
+                Subject::Server => {
+                    // Clear addresses here are foreign ends (non-foreign ones were
+                    // pseudonymised); the country check stays as a second guard.
+                    if self.is_foreign(f.address) {
+                        let reason = format!(
+                            "{} {}:{}/{} score {:.3} (window {start})",
+                            f.kind.as_str(),
+                            f.address,
+                            f.port,
+                            f.proto,
+                            f.score
+                        );
+                        self.list(f.address, reason);
+                    }
+                    reported.push(f);
+                }
+            }
+        }
+        self.metrics
+            .findings_reported
+            .fetch_add(reported.len() as u64, Ordering::Relaxed);
         tracing::info!(window = %start, records, findings = reported.len(), "detection window closed");
         for f in &reported {
             // Addresses here are foreign servers in clear, or pseudonyms: never a
@@ -1480,18 +1825,6 @@ impl Detection {
                 score = f.score,
                 "finding"
             );
-            // Deep collection only for foreign ends: a pseudonym is no server to follow.
-            if self.is_foreign(f.address) {
-                let reason = format!(
-                    "{} {}:{}/{} score {:.3} (window {start})",
-                    f.kind.as_str(),
-                    f.address,
-                    f.port,
-                    f.proto,
-                    f.score
-                );
-                self.list(f.address, reason);
-            }
         }
         if let Some(tx) = &self.post
             && !reported.is_empty()
@@ -1501,21 +1834,26 @@ impl Detection {
         }
     }
 
-    /// Puts `server` on the concern list (or renews it), recording the act first.
+    /// Puts `server` on the concern list, recording the act first; a server already
+    /// listed is renewed (recorded as a renewal) only when its expiry would move by more
+    /// than a minute, never listed a second time.
     fn list(&self, server: IpAddr, reason: String) {
         let now = self.clock.now();
-        let Some(expires_at) = now.checked_add_signed(self.concern_expiry) else {
+        // Milliseconds, as the ledger keeps it: the list rebuilt from the ledger is equal.
+        let Some(expires_at) = now
+            .checked_add_signed(self.concern_expiry)
+            .map(mamori_core::time::truncate_ms)
+        else {
             return;
         };
         let Ok(mut listed) = self.concerns.listed.lock() else {
             return;
         };
-        if listed
-            .get(&server)
-            .is_some_and(|c| c.expires_ms >= expires_at.timestamp_millis() - 60_000)
-        {
-            return; // listed and fresh: nothing to change
-        }
+        let renewal = match listed.get(&server) {
+            Some(c) if c.expires_ms >= expires_at.timestamp_millis() - 60_000 => return,
+            Some(_) => true,
+            None => false,
+        };
         let entry = Entry::new(
             now,
             actor(),
@@ -1523,6 +1861,7 @@ impl Detection {
                 server: server.to_string(),
                 reason: reason.clone(),
                 expires_at,
+                renewal,
             },
         );
         if let Err(e) = self.recorder.record(&[entry]) {
@@ -1532,21 +1871,67 @@ impl Detection {
             tracing::error!(error = %e, %server, "concern not listed: recording failed");
             return;
         }
-        listed.insert(
-            server,
-            ListedConcern {
-                server,
-                reason,
-                expires_at: mamori_core::time::rfc3339(expires_at),
-                expires_ms: expires_at.timestamp_millis(),
-            },
-        );
+        listed.insert(server, ListedConcern::new(server, reason, expires_at));
         self.concerns.publish(&listed);
-        self.metrics.concerns_listed.fetch_add(1, Ordering::Relaxed);
+        if !renewal {
+            self.metrics.concerns_listed.fetch_add(1, Ordering::Relaxed);
+        }
         self.metrics
             .concerns_active
             .store(listed.len() as u64, Ordering::Relaxed);
-        tracing::info!(%server, expires_at = %mamori_core::time::rfc3339(expires_at), "concern listed");
+        tracing::info!(%server, renewal, expires_at = %mamori_core::time::rfc3339(expires_at), "concern listed");
+    }
+}
+
+/// Keeps the concern list in step with the ledger and the clock, with or without the
+/// detection stage: applies the concern entries others append (a manual concern) and ends
+/// expired listings, recording each end first.
+struct ConcernKeeper {
+    side: Selector,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<dyn Recorder>,
+    /// The ledger index up to which concern entries have been applied.
+    ledger_next: u64,
+    concerns: Arc<Concerns>,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ConcernKeeper {
+    fn run(mut self) {
+        let stop = Arc::clone(&self.stop);
+        periodically(&stop, Duration::from_secs(1), false, || {
+            self.follow_ledger();
+            self.expire();
+        });
+    }
+
+    /// Applies the concern entries appended to the ledger since the last look: a manual
+    /// concern added or removed with `mamori sensor concern` takes effect here, after it
+    /// was recorded. Our own entries come back too and change nothing.
+    fn follow_ledger(&mut self) {
+        let Ok(mut listed) = self.concerns.listed.lock() else {
+            return;
+        };
+        match replay_concerns(
+            &*self.recorder,
+            self.ledger_next,
+            &mut listed,
+            &self.side,
+            &self.metrics,
+        ) {
+            Ok(next) if next != self.ledger_next => {
+                self.ledger_next = next;
+                self.concerns.publish(&listed);
+                self.metrics
+                    .concerns_active
+                    .store(listed.len() as u64, Ordering::Relaxed);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the sensor ledger for concern changes failed; retrying")
+            }
+        }
     }
 
     /// Ends expired concerns, recording each first.
@@ -1667,6 +2052,61 @@ mod tests {
             evidence: mamori_core::finding::Evidence::Beacon(Default::default()),
             feed: None,
         }
+    }
+
+    #[test]
+    fn a_window_that_forgot_pseudonyms_tells_no_address_for_a_server() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let mut p = Pseudonyms {
+            cap: 1,
+            ..Pseudonyms::default()
+        };
+        let k = p.key_index("2026-12-01");
+        p.insert(ip("147.26.123.12"), k);
+        assert!(matches!(
+            p.subject(ip("147.26.123.12")),
+            Subject::Pseudonym("2026-12-01")
+        ));
+        assert!(matches!(p.subject(ip("192.0.2.1")), Subject::Server));
+        // One pseudonym too many: from now on an unknown address may be a forgotten
+        // pseudonym, so it is neither a server nor listed (the finding is withheld).
+        p.insert(ip("147.26.123.13"), k);
+        assert!(matches!(p.subject(ip("192.0.2.1")), Subject::Unknown));
+        assert!(matches!(
+            p.subject(ip("147.26.123.12")),
+            Subject::Pseudonym(_)
+        ));
+    }
+
+    #[test]
+    fn records_from_the_future_or_before_1970_are_retimed_to_their_arrival() {
+        let now = 1_765_000_000_000;
+        let rec = |start_ms: i64, end_ms: i64| FlowRecord {
+            start_ms,
+            end_ms,
+            ..FlowRecord::default()
+        };
+        let mut batch = FlowBatch {
+            records: vec![
+                rec(now - 60_000, now - 1_000),            // fine
+                rec(now - 3_600_000, now - 3_000_000), // an hour old: fine (late is detection's)
+                rec(now + 60_000, now + 120_000),      // within the skew: fine
+                rec(4_012_000_000_000, 4_012_000_030_000), // 2097: re-timed, duration kept
+                rec(-5, 10),                           // before 1970: re-timed, 15 ms kept
+            ],
+            ..FlowBatch::default()
+        };
+        let before = batch.records.clone();
+        assert_eq!(bound_times(&mut batch, now), 2);
+        assert_eq!(batch.records[..3], before[..3]);
+        assert_eq!(
+            (batch.records[3].start_ms, batch.records[3].end_ms),
+            (now - 30_000, now)
+        );
+        assert_eq!(
+            (batch.records[4].start_ms, batch.records[4].end_ms),
+            (now - 15, now)
+        );
     }
 
     #[test]

@@ -81,6 +81,9 @@ impl Recorder for Flaky {
         }
         self.ledger.record(entries)
     }
+    fn read_from(&self, start: u64, visit: &mut dyn FnMut(&Entry)) -> std::io::Result<u64> {
+        self.ledger.read_from(start, visit)
+    }
 }
 
 fn write_hours(w: &ArchiveWriter, hours: i64) -> Vec<WrittenFile> {

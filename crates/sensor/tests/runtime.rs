@@ -52,6 +52,13 @@ impl Recorder for MemRecorder {
         e.extend_from_slice(entries);
         Ok(e.len() as u64 - entries.len() as u64)
     }
+    fn read_from(&self, start: u64, visit: &mut dyn FnMut(&Entry)) -> std::io::Result<u64> {
+        let e = self.entries.lock().unwrap();
+        for entry in e.iter().skip(usize::try_from(start).unwrap()) {
+            visit(entry);
+        }
+        Ok(e.len() as u64)
+    }
 }
 
 fn geo() -> Option<GeoTable> {
@@ -1008,4 +1015,444 @@ fn country_files_older_than_max_age_are_reported_out_of_date() {
         );
         assert!(end.counters.detection.geo_age_seconds < (days_later as u64 + 1) * 86_400);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The data path (CI-2, CI-4, CI-5, CI-11; DESIGN invariants 2 and 4): pseudonyms are
+// never servers, record times are bounded, late records keep their window, the concern
+// list lives in the ledger (manual changes too), exporters inside the subscriber prefixes
+// are pseudonymised.
+
+/// A controllable clock that starts at the real now.
+fn clock_now() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(mamori_core::Clock::now(
+        &mamori_core::time::SystemClock,
+    )))
+}
+
+/// A centre that takes every POST of findings and keeps their bodies (loopback only).
+struct FakeCentre {
+    url: String,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+fn fake_centre() -> FakeCentre {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&bodies);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 8192];
+            let body = loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(body[..len].to_owned());
+                    }
+                }
+            };
+            if let Some(body) = body {
+                kept.lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&body).unwrap());
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        }
+    });
+    FakeCentre { url, bodies }
+}
+
+/// One Argus binetflow line: `src` probes `dst`:`port` with a SYN that gets no answer.
+fn probe(at: &str, src: &str, dst: &str, port: u16) -> String {
+    format!("{at},0.000000,tcp,{src},40000,   ->,{dst},{port},S_,0,0,1,60,60,1,\n")
+}
+
+const BINETFLOW_HEADER: &str = "StartTime,Dur,Proto,SrcAddr,Sport,Dir,DstAddr,Dport,State,sTos,dTos,TotPkts,TotBytes,SrcBytes,SrcPkts,Label\n";
+
+/// CI-4, DESIGN invariant 2: a subscriber scanning the internet is pseudonymised
+/// under the carrier's key into a prefix the country table calls foreign. The detection
+/// must know it is a pseudonym from the select stage, not from a country lookup: no
+/// concern listing (no deep collection of whoever holds that address), and the finding
+/// sent to the centre is an infected-client finding that says "pseudonym" and names the
+/// key.
+#[test]
+fn a_subscribers_pseudonym_in_a_foreign_prefix_is_an_infected_client_never_a_listed_server() {
+    let subscriber: IpAddr = "147.32.5.5".parse().unwrap();
+    let key = mamori_flow::CryptoPanKey::from_bytes([42; 32]);
+    let pseudonym = mamori_flow::CryptoPan::new(&key).anonymise(subscriber);
+    let IpAddr::V4(p) = pseudonym else {
+        unreachable!()
+    };
+    let [a, b, ..] = p.octets();
+    assert_ne!(
+        (a, b),
+        (147, 32),
+        "the pseudonym leaves the subscriber prefix"
+    );
+    // The pseudonym's /16 and the scanned range are "US" in the country table.
+    let geo = mamori_flow::geo_from_cidr_lists([(
+        "US".parse().unwrap(),
+        format!("{a}.{b}.0.0/16\n198.18.0.0/16\n").as_str(),
+    )]);
+    let selector = mamori_flow::Selector::new(
+        mamori_flow::SelectionPolicy::from_toml(SUBSCRIBERS).unwrap(),
+        &key,
+    )
+    .unwrap();
+    assert_eq!(selector.side(pseudonym, &geo), Side::Foreign);
+
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("scan.binetflow");
+    let mut text = BINETFLOW_HEADER.to_owned();
+    for i in 0..200u32 {
+        let at = format!("2024/02/08 10:{:02}:{:02}.000000", i / 60, i % 60);
+        text.push_str(&probe(
+            &at,
+            "147.32.5.5",
+            &format!("198.18.{}.{}", i / 250, 1 + i % 250),
+            23,
+        ));
+    }
+    std::fs::write(&input, text).unwrap();
+    let centre = fake_centre();
+    let mut cfg = config(dir.path(), false, std::slice::from_ref(&input), &[]);
+    cfg.centre = SensorConfig::from_toml(&format!("[centre]\nurl = {:?}\n", centre.url))
+        .unwrap()
+        .centre;
+    let rec = Arc::new(MemRecorder::default());
+    let clock = clock_now();
+    let sensor = Sensor::start(
+        &cfg,
+        Deps {
+            clock,
+            keys: static_key(),
+            recorder: rec.clone(),
+            geo: Arc::new(geo),
+            centre_token: Some("t".into()),
+        },
+    )
+    .unwrap();
+    wait_until("the finding posted", Duration::from_secs(30), || {
+        status(&sensor).counters.detection.findings_posted >= 1
+    });
+    let end = sensor.stop();
+    assert!(end.concern_list.is_empty(), "{:?}", end.concern_list);
+    assert_eq!(end.counters.concerns.listed, 0);
+    assert!(
+        !rec.entries
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e.act, Act::ConcernListed { .. })),
+        "a pseudonym was put on the concern list"
+    );
+    assert_eq!(end.counters.detection.findings_infected_client, 1);
+    let bodies = centre.bodies.lock().unwrap();
+    let findings: Vec<&serde_json::Value> = bodies
+        .iter()
+        .flat_map(|b| b["findings"].as_array().unwrap())
+        .collect();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    let f = findings[0];
+    assert_eq!(f["kind"], "infected_client", "{f}");
+    assert_eq!(f["address"], pseudonym.to_string());
+    assert_eq!(f["evidence"]["type"], "infected_client");
+    assert_eq!(f["evidence"]["address_is"], "pseudonym");
+    assert_eq!(f["evidence"]["pseudonym_key_id"], "test-key-1");
+    assert_eq!(f["evidence"]["detected_as"], "scan");
+    assert!(!f.to_string().contains("147.32.5.5"));
+}
+
+/// One NetFlow v5 datagram (header and one record) from an exporter whose clock says
+/// `unix_secs`: `src` → `dst`:443/tcp.
+fn v5_datagram(unix_secs: u32, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    let mut d = Vec::new();
+    d.extend_from_slice(&5u16.to_be_bytes());
+    d.extend_from_slice(&1u16.to_be_bytes());
+    d.extend_from_slice(&600_000u32.to_be_bytes()); // sys_uptime
+    d.extend_from_slice(&unix_secs.to_be_bytes());
+    d.extend_from_slice(&0u32.to_be_bytes()); // nsecs
+    d.extend_from_slice(&1u32.to_be_bytes()); // sequence
+    d.extend_from_slice(&[0, 0, 0, 0]); // engine, sampling
+    d.extend_from_slice(&src);
+    d.extend_from_slice(&dst);
+    d.extend_from_slice(&[0; 4]); // next hop
+    d.extend_from_slice(&[0; 4]); // input, output
+    d.extend_from_slice(&3u32.to_be_bytes()); // packets
+    d.extend_from_slice(&180u32.to_be_bytes()); // bytes
+    d.extend_from_slice(&599_000u32.to_be_bytes()); // first
+    d.extend_from_slice(&599_500u32.to_be_bytes()); // last
+    d.extend_from_slice(&50_000u16.to_be_bytes());
+    d.extend_from_slice(&443u16.to_be_bytes());
+    d.extend_from_slice(&[0, 0x1b, 6, 0]); // pad, flags, proto, tos
+    d.extend_from_slice(&[0; 4]); // AS
+    d.extend_from_slice(&[0; 4]); // masks, pad
+    d
+}
+
+/// CI-5, CI-11: one valid NetFlow v5 datagram whose header says 2097 neither moves the
+/// detection windows nor gets an archive hour in 2097: it is re-timed to its arrival and
+/// counted, and the beacon that follows is found in its own window.
+#[test]
+fn a_datagram_dated_2097_is_retimed_and_counted_and_moves_no_window() {
+    let (Some(geo), Some(v9)) = (geo(), common::test_data(V9)) else {
+        return;
+    };
+    let v9 = common::udp_datagrams(&v9);
+    let input = decode(&v9);
+    let first = input
+        .iter()
+        .map(|r| r.start_ms)
+        .filter(|&t| t > 0)
+        .min()
+        .unwrap();
+    let last = input
+        .iter()
+        .map(|r| r.end_ms.max(r.start_ms))
+        .max()
+        .unwrap();
+    let day = mamori_core::time::rfc3339(
+        mamori_core::time::from_millis(first.div_euclid(86_400_000) * 86_400_000).unwrap(),
+    );
+    // Live: the sensor's clock is just after the capture.
+    let clock = Arc::new(ManualClock::new(
+        mamori_core::time::from_millis(last + 60_000).unwrap(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let cfg = config(dir.path(), true, &[], &[]);
+    let sensor = start(&cfg, geo, static_key(), Arc::clone(&rec), clock);
+    let udp = sensor.udp_addrs()[0];
+    // A subscriber's flow to a foreign server (kept), stamped 2097 by its exporter.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(
+        &v5_datagram(4_012_000_000, [147, 32, 80, 37], [141, 193, 213, 22]),
+        udp,
+    )
+    .unwrap();
+    wait_until("the 2097 record selected", Duration::from_secs(10), || {
+        status(&sensor).counters.selection.seen >= 1
+    });
+    replay(udp, &v9);
+    wait_until("the beacon listed", Duration::from_secs(30), || {
+        status(&sensor).counters.concerns.listed >= 1
+    });
+    let end = sensor.stop();
+    let beacon: IpAddr = BEACON.parse().unwrap();
+    let listed = end
+        .concern_list
+        .iter()
+        .find(|c| c.server == beacon)
+        .unwrap();
+    assert!(
+        listed.reason.contains(&format!("(window {day})")),
+        "{} (want window {day})",
+        listed.reason
+    );
+    for f in parquet_files(dir.path(), "aggregates") {
+        assert!(!f.to_string_lossy().contains("/2097-"), "{}", f.display());
+        assert!(
+            file_metadata(&f).unwrap()["mamori.expires_at"].as_str() < "2030",
+            "{}",
+            f.display()
+        );
+    }
+    assert_eq!(end.counters.archive.lost_rows, 0);
+    assert_eq!(end.counters.detection.retimed_records, 1);
+}
+
+/// CI-11: a record late by less than the allowed lateness goes to its own window, so the
+/// finding names that window; one later than that is counted and kept out of detection.
+#[test]
+fn late_records_go_to_their_own_window_or_are_counted_and_left_out() {
+    let geo = mamori_flow::geo_from_cidr_lists([("US".parse().unwrap(), "198.51.100.0/24\n")]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("late.binetflow");
+    let mut text = BINETFLOW_HEADER.to_owned();
+    let scan = |text: &mut String, hour: u32, minute: u32, src: &str| {
+        for i in 0..150u32 {
+            let at = format!("2024/02/08 {hour:02}:{minute:02}:{:02}.{:06}", i % 60, i);
+            text.push_str(&probe(
+                &at,
+                src,
+                &format!("147.32.{}.{}", 1 + i / 200, 1 + i % 200),
+                445,
+            ));
+        }
+    };
+    scan(&mut text, 11, 0, "198.51.100.1"); // window 11:00
+    scan(&mut text, 10, 58, "198.51.100.2"); // 2 minutes late: its own window, 10:00
+    scan(&mut text, 11, 30, "198.51.100.3"); // window 11:00
+    scan(&mut text, 10, 30, "198.51.100.4"); // an hour late: left out and counted
+    std::fs::write(&input, text).unwrap();
+    let mut cfg = config(dir.path(), false, std::slice::from_ref(&input), &[]);
+    cfg.detection.window = Duration::from_secs(3600);
+    let rec = Arc::new(MemRecorder::default());
+    let clock = clock_now();
+    let sensor = start(&cfg, geo, static_key(), Arc::clone(&rec), clock);
+    wait_until("the windows closed", Duration::from_secs(30), || {
+        let s = status(&sensor);
+        sensor.files_done()
+            && s.counters.detection.records >= 600
+            && s.counters.concerns.listed >= 3
+    });
+    let end = sensor.stop();
+    let reason = |server: &str| {
+        end.concern_list
+            .iter()
+            .find(|c| c.server.to_string() == server)
+            .map(|c| c.reason.clone())
+    };
+    let at = |hour: &str| format!("(window 2024-02-08T{hour}:00:00.000Z)");
+    assert!(reason("198.51.100.1").unwrap().ends_with(&at("11")));
+    assert!(
+        reason("198.51.100.2").unwrap().ends_with(&at("10")),
+        "{:?}",
+        reason("198.51.100.2")
+    );
+    assert!(reason("198.51.100.3").unwrap().ends_with(&at("11")));
+    assert_eq!(reason("198.51.100.4"), None, "{:?}", end.concern_list);
+    assert_eq!(end.counters.detection.late_records, 150);
+}
+
+/// CI-4, CI-5: the concern list survives a restart: rebuilt from the ledger, so deep
+/// collection goes on; a server already listed is not listed a second time.
+#[test]
+fn the_concern_list_is_rebuilt_from_the_ledger_after_a_restart_and_never_listed_twice() {
+    let (Some(geo), Some(v9)) = (geo(), common::test_data(V9)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let clock = clock_now();
+    let watch = dir.path().join("incoming");
+    std::fs::create_dir_all(&watch).unwrap();
+    let cfg = config(dir.path(), false, &[], std::slice::from_ref(&watch));
+    let sensor = start(
+        &cfg,
+        geo.clone(),
+        static_key(),
+        Arc::clone(&rec),
+        Arc::clone(&clock),
+    );
+    std::fs::copy(&v9, watch.join("a.pcap")).unwrap();
+    wait_until("the beacon listed", Duration::from_secs(30), || {
+        status(&sensor).counters.concerns.listed == 1
+    });
+    let before = sensor.stop().concern_list;
+
+    // Restarted: the list is there before any input, and deep collection resumes.
+    let sensor = start(&cfg, geo, static_key(), Arc::clone(&rec), clock);
+    assert_eq!(status(&sensor).concern_list, before);
+    assert_eq!(status(&sensor).counters.concerns.restored, 1);
+    std::fs::copy(&v9, watch.join("b.pcap")).unwrap();
+    wait_until("the second file's windows", Duration::from_secs(30), || {
+        let s = status(&sensor).counters;
+        s.files_read == 1 && s.detection.windows >= 1
+    });
+    let end = sensor.stop();
+    assert!(end.counters.selection.kept_per_flow > 0);
+    assert_eq!(end.concern_list, before);
+    let listings = rec
+        .entries
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(&e.act, Act::ConcernListed { server, .. } if server == BEACON))
+        .count();
+    assert_eq!(listings, 1);
+}
+
+/// Manual concerns and the exporter column (CI-4, CI-5): a concern added through the ledger (as `mamori sensor
+/// concern add` records it) is in force from the start; its flows are archived per
+/// record with the exporter, which lies inside the subscriber prefixes, pseudonymised
+/// like every address there. A concern on a subscriber address is never applied.
+#[test]
+fn a_recorded_manual_concern_is_applied_and_exporters_inside_subscriber_prefixes_are_pseudonymised()
+{
+    let (Some(geo), Some(v9)) = (geo(), common::test_data(V9)) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Arc::new(MemRecorder::default());
+    let now = mamori_core::Clock::now(&mamori_core::time::SystemClock);
+    let clock = Arc::new(ManualClock::new(now));
+    let manual = |server: &str| {
+        Entry::new(
+            now,
+            mamori_core::entry::Actor::local_cli(),
+            Act::ConcernListed {
+                server: server.into(),
+                reason: "manual: case 12".into(),
+                expires_at: now + chrono::Duration::days(1),
+                renewal: false,
+            },
+        )
+    };
+    rec.record(&[manual(BEACON), manual("147.32.80.37")])
+        .unwrap();
+    let mut cfg = config(dir.path(), false, &[v9], &[]);
+    cfg.detection.enabled = false;
+    // The exporter of the capture is 127.0.0.1: the carrier counts it among its own.
+    cfg.selection
+        .subscriber_prefixes
+        .push("127.0.0.0/8".parse().unwrap());
+    let sensor = start(&cfg, geo, static_key(), Arc::clone(&rec), clock);
+    let listed: Vec<String> = status(&sensor)
+        .concern_list
+        .iter()
+        .map(|c| c.server.to_string())
+        .collect();
+    assert_eq!(listed, vec![BEACON.to_owned()]);
+    assert_eq!(status(&sensor).counters.concerns.refused, 1);
+    wait_until("the file read", Duration::from_secs(30), || {
+        sensor.files_done()
+    });
+    wait_until("the file selected", Duration::from_secs(30), || {
+        let c = status(&sensor).counters;
+        c.selection.seen == c.file_records
+    });
+    // Removed by hand while running: the entry comes first, the list follows it.
+    rec.record(&[Entry::new(
+        now,
+        mamori_core::entry::Actor::local_cli(),
+        Act::ConcernEnded {
+            server: BEACON.into(),
+            reason: "manual: case 12 closed".into(),
+        },
+    )])
+    .unwrap();
+    wait_until("the removal applied", Duration::from_secs(10), || {
+        status(&sensor).concern_list.is_empty()
+    });
+    let end = sensor.stop();
+    assert!(end.counters.selection.kept_per_flow > 0);
+    let exporter: IpAddr = "127.0.0.1".parse().unwrap();
+    let pseudonym = mamori_flow::CryptoPan::new(&mamori_flow::CryptoPanKey::from_bytes([42; 32]))
+        .anonymise(exporter);
+    let mut rows = 0;
+    for f in parquet_files(dir.path(), "flows") {
+        for r in read_flows(&f).unwrap() {
+            assert_eq!(r.exporter, pseudonym, "{r:?}");
+            rows += 1;
+        }
+    }
+    assert_eq!(rows, end.counters.selection.kept_per_flow);
 }

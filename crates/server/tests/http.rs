@@ -867,6 +867,27 @@ async fn findings_reach_whom_their_tlp_allows(store: Store) {
         "unauthenticated",
     );
     assert_eq!(api.get("/api/v1/findings", Some(&analyst)).await.1, before);
+
+    // A sensor's finding about one of its subscribers (CI-4): accepted and served back
+    // as sent, saying its address is a pseudonym and naming the key.
+    let infected = {
+        let f: mamori_core::finding::Finding =
+            serde_json::from_value(finding("147.26.123.12", 0.8)).unwrap();
+        serde_json::to_value(f.into_infected_client("2026-12-01")).unwrap()
+    };
+    let (s, _) = api
+        .post(
+            "/api/v1/findings",
+            Some(&carrier),
+            json!({"findings": [infected]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, v) = api.get("/api/v1/findings?after=3", Some(&analyst)).await;
+    let got = &v["findings"][0]["finding"];
+    assert_eq!(got, &infected, "{v}");
+    assert_eq!(got["kind"], "infected_client");
+    assert_eq!(got["evidence"]["address_is"], "pseudonym");
 }
 
 store_test_suite!(
