@@ -393,6 +393,14 @@ fn manual_concerns_are_recorded_with_their_reason_and_subscribers_are_refused() 
         format!("data_dir = {data:?}\n[selection]\nsubscriber_prefixes = {SUBSCRIBERS:?}\n"),
     )
     .unwrap();
+    // The sensor has run once: its ledger exists (the admin commands never make one).
+    drop(
+        mamori_sensor::ledger::SensorLedger::open(
+            &data,
+            &mamori_sensor::ledger::LedgerConfig::default(),
+        )
+        .unwrap(),
+    );
     let concern = |args: &[&str]| {
         let out = mamori()
             .args(["sensor", "concern"])
