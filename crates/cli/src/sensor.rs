@@ -279,11 +279,7 @@ fn describe(p: &Prepared) -> String {
     let _ = writeln!(
         o,
         "subscribers         {} (always pseudonymised)",
-        if prefixes.is_empty() {
-            "none listed".to_owned()
-        } else {
-            prefixes.join(", ")
-        }
+        listed(&prefixes, "none listed")
     );
     let _ = writeln!(o, "home country        {}", sel.home_country);
     let _ = writeln!(
@@ -353,16 +349,8 @@ fn describe(p: &Prepared) -> String {
     let _ = writeln!(
         o,
         "UDP                 {}; exporters {}; at most {} counted one by one",
-        if listen.is_empty() {
-            "off".to_owned()
-        } else {
-            listen.join(", ")
-        },
-        if exporters.is_empty() {
-            "any source".to_owned()
-        } else {
-            exporters.join(", ")
-        },
+        listed(&listen, "off"),
+        listed(&exporters, "any source"),
         c.collector.max_exporters
     );
     let _ = writeln!(
@@ -639,4 +627,13 @@ fn readable(v: &serde_json::Value, now_ms: i64) -> String {
         );
     }
     o
+}
+
+/// `items` joined by commas, or `empty` when there are none (for `mamori sensor check`).
+fn listed(items: &[String], empty: &str) -> String {
+    if items.is_empty() {
+        empty.to_owned()
+    } else {
+        items.join(", ")
+    }
 }
