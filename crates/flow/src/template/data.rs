@@ -27,45 +27,16 @@ pub(super) fn decode_data(
         return;
     }
     // Variable-length fields: find each field's place in this record, then extract.
-    'records: while r.remaining() >= t.min_len {
+    while r.remaining() >= t.min_len {
         let rest = r.rest();
         let mut layout = Layout::default();
-        let mut off = 0usize;
-        for op in &t.ops {
-            let len = if op.len == VARLEN {
-                let (Ok(short), prefix) = (r.u8("variable-length field"), 1) else {
-                    batch.count(Anomaly::Truncated {
-                        what: "variable-length field",
-                    });
-                    break 'records;
-                };
-                let (len, prefix) = if short == 255 {
-                    let Ok(long) = r.u16("variable-length field") else {
-                        batch.count(Anomaly::Truncated {
-                            what: "variable-length field",
-                        });
-                        break 'records;
-                    };
-                    (usize::from(long), prefix + 2)
-                } else {
-                    (usize::from(short), prefix)
-                };
-                off += prefix;
-                len
-            } else {
-                usize::from(op.len)
-            };
-            if r.take(len).is_none() {
-                batch.count(Anomaly::Truncated {
-                    what: "data record",
-                });
-                break 'records;
+        let Some(off) = walk_fields(&mut r, &t.ops, batch, |kind, off, b| {
+            if let (Ok(o), Ok(l)) = (u16::try_from(off), u16::try_from(b.len())) {
+                layout.set(kind, Field { off: o, len: l });
             }
-            if let (Ok(o), Ok(l)) = (u16::try_from(off), u16::try_from(len)) {
-                layout.set(op.kind, Field { off: o, len: l });
-            }
-            off += len;
-        }
+        }) else {
+            break;
+        };
         let rec = rest.get(..off).unwrap_or_default();
         batch
             .records

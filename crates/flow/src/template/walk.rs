@@ -126,38 +126,59 @@ pub(super) fn for_each_record<'a>(
         }
         return;
     }
-    'records: while r.remaining() >= t.min_len {
+    while r.remaining() >= t.min_len {
         let mut s = Scratch::default();
-        for op in &t.ops {
-            let len = if op.len == VARLEN {
-                let Ok(short) = r.u8("variable-length field") else {
-                    batch.count(Anomaly::Truncated {
-                        what: "variable-length field",
-                    });
-                    break 'records;
-                };
-                if short == 255 {
-                    let Ok(long) = r.u16("variable-length field") else {
-                        batch.count(Anomaly::Truncated {
-                            what: "variable-length field",
-                        });
-                        break 'records;
-                    };
-                    usize::from(long)
-                } else {
-                    usize::from(short)
-                }
-            } else {
-                usize::from(op.len)
-            };
-            let Some(b) = r.take(len) else {
-                batch.count(Anomaly::Truncated {
-                    what: "data record",
-                });
-                break 'records;
-            };
-            apply(op.kind, b, &mut s);
+        if walk_fields(&mut r, &t.ops, batch, |kind, _, b| apply(kind, b, &mut s)).is_none() {
+            break;
         }
         f(&mut s, batch);
     }
+}
+
+/// The one variable-length walker: reads the fields of one record at `r`'s position,
+/// calling `f(kind, offset in the record, bytes)` for each, and returns the record's
+/// length. A truncated length prefix or field is counted and ends the walk with `None`
+/// (the caller stops at the first truncated record).
+#[inline]
+pub(super) fn walk_fields<'a>(
+    r: &mut Reader<'a>,
+    ops: &[Op],
+    batch: &mut FlowBatch,
+    mut f: impl FnMut(Kind, usize, &'a [u8]),
+) -> Option<usize> {
+    let mut off = 0usize;
+    for op in ops {
+        let len = if op.len == VARLEN {
+            let Ok(short) = r.u8("variable-length field") else {
+                batch.count(Anomaly::Truncated {
+                    what: "variable-length field",
+                });
+                return None;
+            };
+            off += 1;
+            if short == 255 {
+                let Ok(long) = r.u16("variable-length field") else {
+                    batch.count(Anomaly::Truncated {
+                        what: "variable-length field",
+                    });
+                    return None;
+                };
+                off += 2;
+                usize::from(long)
+            } else {
+                usize::from(short)
+            }
+        } else {
+            usize::from(op.len)
+        };
+        let Some(b) = r.take(len) else {
+            batch.count(Anomaly::Truncated {
+                what: "data record",
+            });
+            return None;
+        };
+        f(op.kind, off, b);
+        off += len;
+    }
+    Some(off)
 }
