@@ -644,6 +644,44 @@ mod tests {
         );
     }
 
+    /// The shared variable-length walker: the 3-byte length form (255, then a u16)
+    /// puts the fields after it at the right offset.
+    #[test]
+    fn long_variable_length_prefix_is_walked() {
+        let mut d = TemplateDecoder::default();
+        let mut b = FlowBatch::default();
+        let opaque = [7u8; 300];
+        let mut data = vec![10, 0, 0, 1, 255];
+        data.extend_from_slice(&300u16.to_be_bytes());
+        data.extend_from_slice(&opaque);
+        data.extend_from_slice(&9u32.to_be_bytes());
+        let msg = ipfix(&[(2, template_256()), (256, data)]);
+        d.decode(Datagram::new(EXPORTER, 0, &msg), &mut b);
+        assert_eq!(b.anomalies.total(), 0, "{:?}", b.anomalies.last());
+        let got: Vec<_> = b.records.iter().map(|r| (r.src_addr, r.packets)).collect();
+        assert_eq!(got, [(IpAddr::from([10, 0, 0, 1]), 9)]);
+    }
+
+    /// A variable-length field longer than what is left is counted, never read past, and
+    /// the records before it are kept (decoders never panic).
+    #[test]
+    fn truncated_variable_length_record_is_counted() {
+        let mut d = TemplateDecoder::default();
+        let mut b = FlowBatch::default();
+        let mut data = record_256([10, 0, 0, 1], b"ab", 5);
+        data.extend_from_slice(&[10, 0, 0, 2, 200, 1, 2, 3, 4, 5]);
+        let msg = ipfix(&[(2, template_256()), (256, data)]);
+        d.decode(Datagram::new(EXPORTER, 0, &msg), &mut b);
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.anomalies.total(), 1);
+        assert_eq!(
+            b.anomalies.last(),
+            Some(Anomaly::Truncated {
+                what: "data record"
+            })
+        );
+    }
+
     #[test]
     fn data_before_template_is_buffered_then_replayed() {
         let mut d = TemplateDecoder::default();
