@@ -46,4 +46,58 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
         }
     }
+
+    /// The HTTP status for this kind: the one mapping both HTTP faces use (the centre's
+    /// `status_of` and the sensor's ledger endpoints), as a plain number so this crate
+    /// stays free of HTTP types.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::InvalidInput => 400,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::UnsupportedMediaType => 415,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    /// Every kind with its code and status: the table a client can rely on (STYLE
+    /// principle 6). A new kind must be added here, and the `match`es above make the
+    /// compiler ask for it.
+    #[test]
+    fn every_kind_has_one_code_and_one_status() {
+        let table = [
+            (ErrorKind::InvalidInput, "invalid_input", 400),
+            (ErrorKind::Unauthenticated, "unauthenticated", 401),
+            (ErrorKind::Forbidden, "forbidden", 403),
+            (ErrorKind::NotFound, "not_found", 404),
+            (ErrorKind::Conflict, "conflict", 409),
+            (ErrorKind::PayloadTooLarge, "payload_too_large", 413),
+            (
+                ErrorKind::UnsupportedMediaType,
+                "unsupported_media_type",
+                415,
+            ),
+            (ErrorKind::Unavailable, "unavailable", 503),
+            (ErrorKind::Internal, "internal", 500),
+        ];
+        for (kind, code, status) in table {
+            assert_eq!(kind.code(), code, "{kind:?}");
+            assert_eq!(kind.http_status(), status, "{kind:?}");
+            // The serde name is the code, so a kind serialised anywhere reads the same.
+            assert_eq!(
+                serde_json::to_value(kind).ok(),
+                Some(serde_json::Value::String(code.to_owned())),
+                "{kind:?}"
+            );
+        }
+    }
 }
