@@ -65,9 +65,58 @@ impl ErrorKind {
     }
 }
 
+/// The JSON body of every error response, from the centre and the sensor alike:
+/// `{"error":{"code","message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    /// A stable machine-readable code: `invalid_input`, `unauthenticated`, `forbidden`,
+    /// `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+    /// `unavailable`, `internal`; `method_not_allowed` for a method a path does not take.
+    pub code: String,
+    /// What was wrong and what to do about it.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// The body for an error of `kind`, its code from [`ErrorKind::code`].
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::with_code(kind.code(), message)
+    }
+
+    /// A body with a code that is not an error kind (a routing answer such as
+    /// `method_not_allowed`).
+    pub fn with_code(code: &str, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::ErrorKind;
+    use super::{ErrorBody, ErrorKind};
+
+    /// The body shape both HTTP faces send, byte for byte.
+    #[test]
+    fn error_body_is_error_code_message() {
+        let body = ErrorBody::new(ErrorKind::NotFound, "no such entry");
+        assert_eq!(
+            serde_json::to_string(&body).ok().as_deref(),
+            Some(r#"{"error":{"code":"not_found","message":"no such entry"}}"#)
+        );
+    }
 
     /// Every kind with its code and status: the table a client can rely on (STYLE
     /// principle 6). A new kind must be added here, and the `match`es above make the

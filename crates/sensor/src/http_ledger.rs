@@ -261,17 +261,6 @@ struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail {
-    code: &'static str,
-    message: String,
-}
-
 impl ApiError {
     fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -301,12 +290,7 @@ impl IntoResponse for ApiError {
         } else {
             self.message
         };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.kind.code(),
-                message,
-            },
-        };
+        let body = mamori_core::ErrorBody::new(self.kind, message);
         // The centre's status for each kind: one mapping for both HTTP faces.
         let status = StatusCode::from_u16(self.kind.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
