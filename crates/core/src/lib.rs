@@ -23,7 +23,7 @@ pub mod tlp;
 pub mod testdata;
 
 pub use actor::{Clearance, OrgKind, Role};
-pub use error::ErrorKind;
+pub use error::{ErrorBody, ErrorDetail, ErrorKind};
 pub use id::{OrgId, TokenId, UserId};
 pub use sector::Sector;
 pub use time::{Clock, Timestamp};

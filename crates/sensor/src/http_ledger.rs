@@ -261,17 +261,6 @@ struct ApiError {
     message: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Serialize)]
-struct ErrorDetail {
-    code: &'static str,
-    message: String,
-}
-
 impl ApiError {
     fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -293,20 +282,6 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = if self.kind == ErrorKind::Internal {
@@ -315,13 +290,11 @@ impl IntoResponse for ApiError {
         } else {
             self.message
         };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.kind.code(),
-                message,
-            },
-        };
-        let mut resp = (status_of(self.kind), Json(body)).into_response();
+        let body = mamori_core::ErrorBody::new(self.kind, message);
+        // The centre's status for each kind: one mapping for both HTTP faces.
+        let status = StatusCode::from_u16(self.kind.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, Json(body)).into_response();
         if self.kind == ErrorKind::Unauthenticated {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -7,7 +7,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mamori_core::ErrorKind;
 use mamori_store::StoreError;
-use serde::Serialize;
 
 /// An error on its way to the client.
 #[derive(Debug)]
@@ -19,19 +18,10 @@ pub struct ApiError {
     pub message: String,
 }
 
-/// The status for each kind: the one place this mapping lives.
+/// The status for each kind, from [`ErrorKind::http_status`] (the one mapping the
+/// centre and the sensor share).
 pub fn status_of(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
-        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    StatusCode::from_u16(kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl ApiError {
@@ -44,23 +34,8 @@ impl ApiError {
     }
 }
 
-/// The JSON body of every error response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// The error.
-    pub error: ErrorDetail,
-}
-
-/// What went wrong.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// A stable machine-readable code: `invalid_input`, `unauthenticated`, `forbidden`,
-    /// `not_found`, `conflict`, `payload_too_large`, `unsupported_media_type`,
-    /// `unavailable`, `internal`; `method_not_allowed` for a method a path does not take.
-    pub code: String,
-    /// What was wrong and what to do about it.
-    pub message: String,
-}
+/// The JSON body of every error response, shared with the sensor.
+pub use mamori_core::{ErrorBody, ErrorDetail};
 
 /// Marks a response as an internal error so the request-id layer can say which request
 /// failed without the handler knowing the id.
@@ -76,12 +51,7 @@ impl IntoResponse for ApiError {
         } else {
             self.message
         };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.kind.code().to_owned(),
-                message,
-            },
-        };
+        let body = ErrorBody::new(self.kind, message);
         let mut resp = (status, Json(body)).into_response();
         match self.kind {
             ErrorKind::Unauthenticated => {
@@ -144,11 +114,9 @@ impl From<QueryRejection> for ApiError {
 
 /// 405, in the same JSON shape: a routing answer, not an error kind of a room.
 pub(crate) fn method_not_allowed(method: &axum::http::Method, path: &str) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: "method_not_allowed".to_owned(),
-            message: format!("{path} does not accept {method}: see /api/openapi.json"),
-        },
-    };
+    let body = ErrorBody::with_code(
+        "method_not_allowed",
+        format!("{path} does not accept {method}: see /api/openapi.json"),
+    );
     (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
