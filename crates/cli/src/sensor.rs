@@ -465,9 +465,17 @@ async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Resu
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    // A stage that panicked stops the sensor: `stop` below returns the panic, naming it.
+    let mut health = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = term.recv() => break,
+            _ = health.tick() => {
+                if let Some(stage) = sensor.failed_stage() {
+                    tracing::error!(%stage, "a sensor stage panicked: stopping");
+                    break;
+                }
+            }
             _ = int.recv() => break,
             _ = usr1.recv() => {
                 let status = serde_json::to_string(&view.status())?;
@@ -476,7 +484,7 @@ async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Resu
         }
     }
     tracing::info!("stopping: draining queues and flushing the archive");
-    let end = tokio::task::spawn_blocking(move || sensor.stop()).await?;
+    let end = tokio::task::spawn_blocking(move || sensor.stop()).await??;
     tracing::info!(status = %serde_json::to_string(&end)?, "final status");
     Ok(())
 }

@@ -314,7 +314,7 @@ enabled = false
     let received: u64 = s.exporters.values().map(|e| e.records).sum();
     let q = |name: &str| s.queues.get(name).map_or(0, |q| q.dropped_records);
     let (ingest_drops, detect_dropped, archive_dropped) = (q("select"), q("detect"), q("archive"));
-    let end = sensor.stop();
+    let end = sensor.stop().expect("no stage panicked");
     Run {
         rate,
         seconds,

@@ -70,6 +70,7 @@ pub fn http_router(view: SensorView, auth: StatusAuth) -> Router {
 }
 
 pub(super) fn serve_http(
+    failed: &Arc<Failed>,
     addr: SocketAddr,
     router: Router,
 ) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>, JoinHandle<()>), RuntimeError> {
@@ -86,7 +87,7 @@ pub(super) fn serve_http(
         .enable_all()
         .build()
         .map_err(io_err("starting the HTTP runtime"))?;
-    let t = spawn("sensor http", move || {
+    let t = spawn(failed, "sensor http", move || {
         rt.block_on(async move {
             let listener = match tokio::net::TcpListener::from_std(listener) {
                 Ok(l) => l,

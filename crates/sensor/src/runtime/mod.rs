@@ -199,6 +199,18 @@ pub enum RuntimeError {
     /// Something in the configuration cannot be used as given.
     #[error("{0}")]
     Config(String),
+    /// A stage panicked: the sensor stopped rather than run on without it. A bug; the log
+    /// holds the panic's backtrace.
+    #[error(
+        "the sensor's stage `{stage}` panicked ({message}); the sensor stopped without it — \
+         report this as a bug with the log"
+    )]
+    StagePanicked {
+        /// The stage's thread name (`sensor select`, `sensor reaper`, …).
+        stage: String,
+        /// The panic's message.
+        message: String,
+    },
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RuntimeError {
@@ -215,6 +227,7 @@ pub struct Sensor {
     sources: Vec<JoinHandle<()>>,
     stages: Vec<JoinHandle<()>>,
     files_pending: Arc<std::sync::atomic::AtomicUsize>,
+    failed: Arc<Failed>,
     http: Option<(SocketAddr, tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
     /// Held until [`Sensor::stop`], so the stages keep running (windows close on idle,
     /// concerns expire) after every file input has been read.
@@ -239,11 +252,63 @@ fn actor() -> Actor {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, RuntimeError> {
+/// The stages that panicked, by thread name, as they panic: [`Sensor::failed_stage`] reads
+/// it while running, so the process stops instead of running on without a stage.
+#[derive(Default)]
+pub(super) struct Failed(Mutex<Vec<String>>);
+
+impl Failed {
+    fn first(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|f| f.first().cloned())
+    }
+}
+
+/// Pushes the thread's name onto [`Failed`] when the stage unwinds.
+struct PanicWatch {
+    name: String,
+    failed: Arc<Failed>,
+}
+
+impl Drop for PanicWatch {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Ok(mut f) = self.failed.0.lock()
+        {
+            f.push(std::mem::take(&mut self.name));
+        }
+    }
+}
+
+pub(super) fn spawn(
+    failed: &Arc<Failed>,
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, RuntimeError> {
+    let watch = PanicWatch {
+        name: name.to_owned(),
+        failed: Arc::clone(failed),
+    };
     std::thread::Builder::new()
         .name(name.to_owned())
-        .spawn(f)
+        .spawn(move || {
+            let _watch = watch;
+            f();
+        })
         .map_err(io_err(format!("starting thread {name}")))
+}
+
+/// Joins a stage; a panic becomes [`RuntimeError::StagePanicked`] naming it, never
+/// swallowed.
+fn join(t: JoinHandle<()>) -> Result<(), RuntimeError> {
+    let stage = t.thread().name().unwrap_or("sensor stage").to_owned();
+    t.join().map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|m| (*m).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned());
+        RuntimeError::StagePanicked { stage, message }
+    })
 }
 
 /// Hands `item` on without waiting; a full (or closed) queue drops it and counts it.
@@ -275,6 +340,7 @@ impl Sensor {
         }
         let concerns = Arc::new(Concerns::default());
         let stop = Arc::new(AtomicBool::new(false));
+        let failed = Arc::new(Failed::default());
         // Checked before any thread starts.
         let now = deps.clock.now();
         let (key_id, key) = deps.keys.key_for(now);
@@ -305,7 +371,7 @@ impl Sensor {
                 let (tx, rx) = sync_channel::<Vec<Finding>>(q.findings);
                 let m = Arc::clone(&metrics);
                 let s = Arc::clone(&stop);
-                stages.push(spawn("sensor post", move || {
+                stages.push(spawn(&failed, "sensor post", move || {
                     poster(rx, &centre, &c, &m, &s);
                 })?);
                 Some(tx)
@@ -325,7 +391,7 @@ impl Sensor {
                 metrics: Arc::clone(&metrics),
                 stop: Arc::clone(&stop),
             };
-            stages.push(spawn("sensor geo", move || reloader.run())?);
+            stages.push(spawn(&failed, "sensor geo", move || reloader.run())?);
         }
 
         // The country files' age: a warning when they are out of date.
@@ -336,7 +402,7 @@ impl Sensor {
                 metrics: Arc::clone(&metrics),
             };
             let s = Arc::clone(&stop);
-            stages.push(spawn("sensor geo age", move || {
+            stages.push(spawn(&failed, "sensor geo age", move || {
                 let mut was_stale = false;
                 periodically(&s, GEO_AGE_EVERY, true, || {
                     was_stale = watch.check(was_stale);
@@ -356,7 +422,7 @@ impl Sensor {
                     metrics: Arc::clone(&metrics),
                     stop: Arc::clone(&stop),
                 };
-                stages.push(spawn("sensor indicators", move || reloader.run())?);
+                stages.push(spawn(&failed, "sensor indicators", move || reloader.run())?);
             }
             let stage = Detection {
                 cfg: detect_cfg,
@@ -378,7 +444,9 @@ impl Sensor {
                 metrics: Arc::clone(&metrics),
                 post: post_tx,
             };
-            stages.push(spawn("sensor detect", move || stage.run(detect_rx))?);
+            stages.push(spawn(&failed, "sensor detect", move || {
+                stage.run(detect_rx)
+            })?);
             Some(detect_tx)
         } else {
             drop(detect_rx);
@@ -391,7 +459,7 @@ impl Sensor {
             let m = Arc::clone(&metrics);
             let flush = cfg.archive.flush;
             let max_rows = cfg.archive.max_buffered_rows.max(1);
-            stages.push(spawn("sensor archive", move || {
+            stages.push(spawn(&failed, "sensor archive", move || {
                 archiver(archive_rx, writer, key_id, flush, max_rows, &m);
             })?);
         }
@@ -415,7 +483,9 @@ impl Sensor {
                 ))
                 .min(cfg.archive.flush),
             };
-            stages.push(spawn("sensor select", move || stage.run(ingest_rx))?);
+            stages.push(spawn(&failed, "sensor select", move || {
+                stage.run(ingest_rx)
+            })?);
         }
 
         // Sources.
@@ -447,7 +517,7 @@ impl Sensor {
                 stop: Arc::clone(&stop),
                 pending: Arc::clone(&files_pending),
             };
-            sources.push(spawn("sensor files", move || files.run())?);
+            sources.push(spawn(&failed, "sensor files", move || files.run())?);
         }
         // The concern list's upkeep: the ledger followed, expiries ended and recorded.
         {
@@ -460,7 +530,7 @@ impl Sensor {
                 metrics: Arc::clone(&metrics),
                 stop: Arc::clone(&stop),
             };
-            sources.push(spawn("sensor concerns", move || keeper.run())?);
+            sources.push(spawn(&failed, "sensor concerns", move || keeper.run())?);
         }
         // The reaper: expired files deleted on time, each deletion recorded (CI-5,
         // invariant 4), then the keys no kept file needs retired.
@@ -475,7 +545,7 @@ impl Sensor {
                 metrics: Arc::clone(&metrics),
                 stop: Arc::clone(&stop),
             };
-            sources.push(spawn("sensor reaper", move || reaper.run())?);
+            sources.push(spawn(&failed, "sensor reaper", move || reaper.run())?);
         }
         let view = SensorView {
             metrics,
@@ -485,6 +555,7 @@ impl Sensor {
         };
         let http = if cfg.http.enabled {
             Some(serve_http(
+                &failed,
                 cfg.http.listen,
                 http_router(view.clone(), StatusAuth::from_data_dir(&cfg.data_dir)).merge(extra),
             )?)
@@ -506,6 +577,7 @@ impl Sensor {
             sources,
             stages,
             files_pending,
+            failed,
             http,
             ingest: Some(ingest_tx),
         })
@@ -536,32 +608,51 @@ impl Sensor {
         self.files_pending.load(Ordering::Relaxed) == 0
     }
 
+    /// The first stage that panicked, by thread name, while the sensor runs: the caller
+    /// then stops the sensor ([`Sensor::stop`] returns the panic) rather than run on
+    /// without the stage.
+    pub fn failed_stage(&self) -> Option<String> {
+        self.failed.first()
+    }
+
     /// Stops the sources, drains the stages (closing the detection window and writing
-    /// the archive's buffers) and returns the final counters.
-    pub fn stop(mut self) -> Status {
+    /// the archive's buffers) and returns the final counters. A stage that panicked is
+    /// never swallowed: every stage is still joined, then the first panic is returned
+    /// ([`RuntimeError::StagePanicked`], naming the stage).
+    pub fn stop(mut self) -> Result<Status, RuntimeError> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(c) = self.collector.take() {
             c.stop();
         }
+        let mut first_panic = None;
+        let mut joined = |r: Result<(), RuntimeError>| {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "sensor stage failed");
+                first_panic.get_or_insert(e);
+            }
+        };
         for t in self.sources.drain(..) {
-            t.join().ok();
+            joined(join(t));
         }
         drop(self.ingest.take());
         // Every ingest sender is gone: the select stage drains and ends, and so on down.
         for t in self.stages.drain(..) {
-            t.join().ok();
+            joined(join(t));
         }
         let status = self.view.status();
         if let Some((_, tx, t)) = self.http.take() {
             let _ = tx.send(());
-            t.join().ok();
+            joined(join(t));
         }
         tracing::info!(
             records = status.counters.selection.seen,
             files = status.counters.archive.files,
             "sensor stopped"
         );
-        status
+        match first_panic {
+            Some(e) => Err(e),
+            None => Ok(status),
+        }
     }
 }
 
