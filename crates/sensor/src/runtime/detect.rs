@@ -3,9 +3,14 @@
 
 use super::*;
 
+/// The largest indicator list read (the largest public feeds are a few MiB): a bigger
+/// file is refused rather than read into memory.
+pub const MAX_INDICATOR_FILE_BYTES: u64 = 64 << 20;
+
 /// Builds one indicator set from indicator lists (abuse.ch Feodo CSV or Spamhaus
-/// DROP/EDROP, told apart by their header); each hit names its file as the feed. Used by
-/// the sensor and by `mamori detect --indicators`.
+/// DROP/EDROP, told apart by their header: [`IndicatorSetBuilder::add_list`]); each hit
+/// names its file as the feed. Each file is read bounded ([`MAX_INDICATOR_FILE_BYTES`]).
+/// Used by the sensor and by `mamori detect --indicators` (CI-11).
 pub fn load_indicators(paths: &[PathBuf]) -> Result<IndicatorSet, RuntimeError> {
     let mut b = IndicatorSetBuilder::new();
     for path in paths {
@@ -14,18 +19,30 @@ pub fn load_indicators(paths: &[PathBuf]) -> Result<IndicatorSet, RuntimeError> 
             .and_then(|s| s.to_str())
             .unwrap_or("indicators")
             .to_owned();
-        let text = std::fs::read(path)
-            .map_err(io_err(format!("reading indicators {}", path.display())))?;
-        let head = String::from_utf8_lossy(text.get(..4096).unwrap_or(&text)).to_lowercase();
-        let n = if head.contains("dst_ip") || head.contains("abuse.ch") {
-            b.add_feodo_csv(&text[..], &feed)
-        } else {
-            b.add_drop_list(&text[..], &feed)
-        }
-        .map_err(|e| RuntimeError::Config(format!("indicators {}: {e}", path.display())))?;
+        let text = read_bounded(path)?;
+        let n = b
+            .add_list(&text, &feed)
+            .map_err(|e| RuntimeError::Config(format!("indicators {}: {e}", path.display())))?;
         tracing::info!(feed, n, "indicators loaded");
     }
     Ok(b.build())
+}
+
+fn read_bounded(path: &Path) -> Result<Vec<u8>, RuntimeError> {
+    use std::io::Read;
+    let mut text = Vec::new();
+    #[allow(clippy::disallowed_methods)] // bounded by take()
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_INDICATOR_FILE_BYTES + 1).read_to_end(&mut text))
+        .map_err(io_err(format!("reading indicators {}", path.display())))?;
+    if text.len() as u64 > MAX_INDICATOR_FILE_BYTES {
+        return Err(RuntimeError::Config(format!(
+            "indicators {}: larger than {} MiB; split the list into several files",
+            path.display(),
+            MAX_INDICATOR_FILE_BYTES >> 20
+        )));
+    }
+    Ok(text)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ mod sources;
 mod tests;
 
 pub use self::concerns::ListedConcern;
-pub use self::detect::load_indicators;
+pub use self::detect::{MAX_INDICATOR_FILE_BYTES, load_indicators};
 pub use self::http::{SensorView, Status, http_router};
 pub use self::select::{MAX_FUTURE_SKEW, MAX_LATENESS};
 

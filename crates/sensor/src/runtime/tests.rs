@@ -130,3 +130,23 @@ fn a_centre_without_its_token_is_refused_at_start() {
     assert!(e.to_string().contains("MAMORI_SENSOR_TOKEN"), "{e}");
     assert!(centre(&c, Some("t".into())).is_ok());
 }
+
+/// An indicator list over the bound is refused, naming the file and what to do, never
+/// read whole into memory (parsing itself is `mamori_detect`'s `add_list`).
+#[test]
+fn an_oversized_indicator_list_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.txt");
+    // Sparse: no 64 MiB written.
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(MAX_INDICATOR_FILE_BYTES + 1)
+        .unwrap();
+    let err = load_indicators(std::slice::from_ref(&path)).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RuntimeError::Config(_)), "{text}");
+    assert!(
+        text.contains("huge.txt") && text.contains("split"),
+        "{text}"
+    );
+}
