@@ -92,6 +92,7 @@ mod http;
 mod post;
 mod reap;
 mod reload;
+mod ring;
 mod select;
 mod sources;
 
@@ -101,6 +102,7 @@ mod tests;
 pub use self::concerns::ListedConcern;
 pub use self::detect::{MAX_INDICATOR_FILE_BYTES, load_indicators};
 pub use self::http::{SensorView, Status, http_router};
+pub use self::ring::RingKeys;
 pub use self::select::{MAX_FUTURE_SKEW, MAX_LATENESS};
 
 use self::archive::archiver;
