@@ -1,4 +1,4 @@
-//! The whole sensor pipeline fed from loopback UDP (issue 6 acceptance): the NetFlow v9
+//! The whole sensor pipeline fed from loopback UDP (CI-1, CI-8): the NetFlow v9
 //! datagrams softflowd exported from test-cc-capture-1 (real exports, templates
 //! included), replayed in a loop by a sender in a *separate process* at a fixed rate, into
 //! `Sensor::start` with detection, selection (Crypto-PAn), aggregation and the archive all

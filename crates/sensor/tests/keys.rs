@@ -1,4 +1,4 @@
-//! Pseudonym keys with rotation (issue 6 part 1; DESIGN invariant 2; CI-4, CI-5), driven by
+//! Pseudonym keys with rotation (DESIGN invariant 2; CI-4, CI-5), driven by
 //! a controllable clock: one key per period, made only with its creation recorded, kept
 //! while any archive file names it (or might), destroyed only with its retirement recorded.
 

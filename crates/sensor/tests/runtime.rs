@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
-//! The sensor runtime end to end on the real captures (issue 6 part 5, issue 7 part 3;
-//! REQUIREMENTS CI-2, CI-4, CI-5, CI-11; DESIGN invariants 1–4): NetFlow v9 / IPFIX
+//! The sensor runtime end to end on the real captures (REQUIREMENTS
+//! CI-2, CI-4, CI-5, CI-11; DESIGN invariants 1–4): NetFlow v9 / IPFIX
 //! exports replayed over loopback UDP, and flow files, through pseudonymise → select →
 //! detect → archive. Checked: no clear non-foreign address in anything written or served,
 //! domestic↔domestic flows never reach disk and are counted per reason, the beacon of
@@ -746,7 +746,7 @@ fn the_running_sensor_reaps_on_time_and_records_every_deletion() {
 }
 
 /// An indicator list changed while the sensor runs is reloaded and used from the next batch
-/// on, without a restart (issue 7: "reloaded atomically without pausing ingest"); each hit
+/// on, without a restart (CI-11: reloaded atomically without pausing ingest); each hit
 /// names its feed.
 #[test]
 fn a_changed_indicator_list_is_reloaded_while_running() {
@@ -812,8 +812,8 @@ fn us_list_config(dir: &Path, list: &Path) -> (std::path::PathBuf, SensorConfig)
     (watch, cfg)
 }
 
-/// The country table is refreshed while the sensor runs when its files change (issue 6
-/// part 3, "refreshable"): the beacon's server, unknown (so domestic, dropped) at start, is
+/// The country table is refreshed while the sensor runs when its files change (CI-2,
+/// refreshable country data): the beacon's server, unknown (so domestic, dropped) at start, is
 /// foreign once its country list names it, and is then found and listed.
 #[test]
 fn a_changed_country_list_is_refreshed_while_running() {

@@ -1,5 +1,5 @@
-//! `mamori sensor`: the carrier's runtime as one process (issue 6 part 5, issue 7 part 3;
-//! REQUIREMENTS CI-1…CI-8, CI-11, CI-12; DESIGN invariants 1–4).
+//! `mamori sensor`: the carrier's runtime as one process (REQUIREMENTS
+//! CI-1…CI-8, CI-11, CI-12; DESIGN invariants 1–4).
 //!
 //! ```text
 //!  UDP collector ─┐                        ┌─► archive (hourly Parquet, key id per file)
@@ -9,7 +9,9 @@
 //!                          (Selector)                        └─► [post] ─► centre
 //! ```
 //!
-//! One thread per stage, joined by bounded `sync_channel`s ([`crate::config::QueueConfig`]).
+//! One thread per stage, joined by bounded `sync_channel`s ([`crate::config::QueueConfig`]);
+//! one file per stage in this folder (`select`, `archive`, `detect`, `post`, `sources`,
+//! `reload`, `reap`, `concerns`, `ring`, `http`), this one starting and stopping them.
 //!
 //! **Architecture invariants.**
 //! - *Nothing unselected gets past the select stage*: the only records that leave it are
@@ -41,12 +43,15 @@
 //!   ([`crate::archive::PSEUDONYM_KEY_ID_KEY`]).
 //! - *Graceful stop*: [`Sensor::stop`] stops the sources, drains every queue, closes the
 //!   detection window, writes the archive's buffers and gives the poster a bounded time.
+//! - *No stage dies silently*: a panicking stage is named by [`Sensor::failed_stage`]
+//!   while running and by [`Sensor::stop`]'s [`RuntimeError::StagePanicked`] (CI-5: each
+//!   stage is controlled), so the process stops instead of running on without it.
 //!
 //! **API boundary:** [`Sensor::start`] with a [`SensorConfig`] and [`Deps`] (clock, key
 //! source, recorder, country table, the centre's token); [`Sensor::status`],
 //! [`http_router`] (`GET /metrics`, and `GET /status` with the operator's or the overseer's
-//! token; mergeable with other routers),
-//! [`Sensor::stop`].
+//! token; mergeable with other routers), [`Sensor::failed_stage`], [`Sensor::stop`];
+//! [`RingKeys`], the key ring as the [`KeySource`] with the key-retirement policy.
 
 use crate::archive::ArchiveWriter;
 use crate::collector::{Collector, Stats};

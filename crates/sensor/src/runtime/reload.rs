@@ -3,8 +3,8 @@
 
 use super::*;
 
-/// Reloads the indicator lists when a file changes (CI-11; issue 7: "reloaded atomically
-/// without pausing ingest"): the new set is built here, off the ingest path, and stored in
+/// Reloads the indicator lists when a file changes (CI-11: reloaded atomically
+/// without pausing ingest): the new set is built here, off the ingest path, and stored in
 /// the slot; the detection stage picks it up at its next batch. A list that fails to load
 /// leaves the set in force and is counted.
 pub(super) struct IndicatorReloader {
@@ -86,8 +86,8 @@ impl<T> Swap<T> {
     }
 }
 
-/// Refreshes the country table when its RIR or CIDR files change (issue 6 part 3: "loadable
-/// from the real RIR files and refreshable"), built off the ingest path and swapped in; the
+/// Refreshes the country table when its RIR or CIDR files change (CI-2: the foreign/domestic
+/// line follows the real RIR files), built off the ingest path and swapped in; the
 /// stages use the new table from their next batch. A failed load keeps the table in force.
 pub(super) struct GeoReloader {
     pub(super) geo: crate::config::GeoConfig,
