@@ -18,82 +18,15 @@
 
 use anyhow::Context;
 use mamori_core::entry::Actor;
-use mamori_core::time::Timestamp;
 use mamori_flow::CryptoPanKey;
 use mamori_sensor::config::SensorConfig;
 use mamori_sensor::http_ledger::{self, OverseerAuth};
-use mamori_sensor::keys::{KeyId, KeyRing, period_start};
+use mamori_sensor::keys::KeyRing;
 use mamori_sensor::ledger::{LedgerConfig, SensorLedger};
 use mamori_sensor::record::Recorder;
-use mamori_sensor::runtime::{Deps, KeySource, Sensor};
-use std::collections::BTreeSet;
+use mamori_sensor::runtime::{Deps, RingKeys, Sensor};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// The key ring as the runtime's key source: the key of each period, made (and its
-/// creation recorded) when the period starts.
-struct RingKeys {
-    ring: KeyRing,
-    period: Duration,
-    /// How long kept rows may wait in the archive's buffers (their key must outlive them).
-    flush: Duration,
-    last: Mutex<(KeyId, CryptoPanKey)>,
-}
-
-impl RingKeys {
-    fn open(
-        ring: KeyRing,
-        period: Duration,
-        flush: Duration,
-        now: Timestamp,
-    ) -> anyhow::Result<Self> {
-        let first = ring
-            .current(now, period)
-            .context("making or reading the pseudonym key of this period")?;
-        Ok(Self {
-            ring,
-            period,
-            flush,
-            last: Mutex::new(first),
-        })
-    }
-}
-
-impl KeySource for RingKeys {
-    fn key_for(&self, now: Timestamp) -> (String, CryptoPanKey) {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match self.ring.current(now, self.period) {
-            Ok(k) => *last = k,
-            // Until the new period's key is made and recorded, the key in use stays.
-            Err(e) => tracing::warn!(error = %e, "no new pseudonym key yet; the current one stays"),
-        }
-        (last.0.to_string(), last.1.clone())
-    }
-
-    fn retire_unused(&self, now: Timestamp, archive_dir: &Path) -> Result<usize, String> {
-        let mut needed: BTreeSet<KeyId> = self
-            .ring
-            .keys_in_use(archive_dir)
-            .map_err(|e| e.to_string())?;
-        // Rows still buffered for the archive may carry the key of the period before.
-        let buffered = chrono::Duration::from_std(self.flush + Duration::from_secs(60))
-            .map_err(|e| e.to_string())?;
-        if let Ok(start) = period_start(now - buffered, self.period) {
-            needed.insert(KeyId::for_start(start));
-        }
-        if let Ok(last) = self.last.lock() {
-            needed.insert(last.0.clone());
-        }
-        self.ring
-            .retire(now, &needed)
-            .map(|retired| retired.len())
-            .map_err(|e| e.to_string())
-    }
-}
+use std::sync::Arc;
 
 fn log_format() -> crate::logging::LogConfig {
     let mut cfg = crate::logging::LogConfig::default();
@@ -424,7 +357,8 @@ async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Resu
             name: "sensor:keys".to_owned(),
         },
     )?;
-    let keys = RingKeys::open(ring, cfg.keys.rotation, cfg.archive.flush, clock.now())?;
+    let keys = RingKeys::open(ring, cfg.keys.rotation, cfg.archive.flush, clock.now())
+        .context("making or reading the pseudonym key of this period")?;
     let deps = Deps {
         clock: Arc::clone(&clock),
         keys: Arc::new(keys),
@@ -453,9 +387,17 @@ async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Resu
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    // A stage that panicked stops the sensor: `stop` below returns the panic, naming it.
+    let mut health = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = term.recv() => break,
+            _ = health.tick() => {
+                if let Some(stage) = sensor.failed_stage() {
+                    tracing::error!(%stage, "a sensor stage panicked: stopping");
+                    break;
+                }
+            }
             _ = int.recv() => break,
             _ = usr1.recv() => {
                 let status = serde_json::to_string(&view.status())?;
@@ -464,7 +406,7 @@ async fn run(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Resu
         }
     }
     tracing::info!("stopping: draining queues and flushing the archive");
-    let end = tokio::task::spawn_blocking(move || sensor.stop()).await?;
+    let end = tokio::task::spawn_blocking(move || sensor.stop()).await??;
     tracing::info!(status = %serde_json::to_string(&end)?, "final status");
     Ok(())
 }

@@ -193,6 +193,19 @@ impl IndicatorSetBuilder {
         Ok(added)
     }
 
+    /// Reads one indicator list of either format, told apart by its first 4 KiB: an
+    /// abuse.ch Feodo CSV names `dst_ip` or `abuse.ch` there, anything else is read as a
+    /// DROP-style list ([`Self::add_feodo_csv`], [`Self::add_drop_list`]). Pure parsing: the
+    /// caller reads the file (the sensor, bounded). Returns the entries added.
+    pub fn add_list(&mut self, text: &[u8], feed: &str) -> Result<usize, Error> {
+        let head = String::from_utf8_lossy(text.get(..4096).unwrap_or(text)).to_lowercase();
+        if head.contains("dst_ip") || head.contains("abuse.ch") {
+            self.add_feodo_csv(text, feed)
+        } else {
+            self.add_drop_list(text, feed)
+        }
+    }
+
     /// Freezes the set.
     pub fn build(self) -> IndicatorSet {
         // Exact IPv4: sorted, bucketed by the top 16 bits; the low halves of one /16 sit
@@ -715,6 +728,25 @@ mod tests {
         let mut b = IndicatorSetBuilder::new();
         let e = b.add_drop_list("1.2.3.0/33 ; SBL1\n".as_bytes(), "drop");
         assert!(matches!(e, Err(Error::BadEntry { entry }) if entry.contains("1.2.3.0/33")));
+    }
+
+    /// `add_list` tells the two formats apart by their header (CI-11): a Feodo CSV's
+    /// address is its second field, a DROP list's the text before `;`.
+    #[test]
+    fn add_list_reads_a_feodo_csv_and_a_drop_list_by_their_header() {
+        let feodo = "# abuse.ch Feodo Tracker\n\"first_seen_utc\",\"dst_ip\",\"dst_port\"\n\
+                     \"2026-01-01 00:00:00\",\"192.0.2.7\",\"443\"\n";
+        let drop = "; Spamhaus DROP\n198.51.100.0/24 ; SBL1\n";
+        let mut b = IndicatorSetBuilder::new();
+        assert_eq!(b.add_list(feodo.as_bytes(), "feodo").unwrap(), 1);
+        assert_eq!(b.add_list(drop.as_bytes(), "drop").unwrap(), 1);
+        let s = b.build();
+        assert_eq!(s.lookup(ip("192.0.2.7")).map(|h| h.feed), Some("feodo"));
+        assert_eq!(s.lookup(ip("198.51.100.9")).map(|h| h.feed), Some("drop"));
+        // A Feodo row read as a DROP list would be a bad entry naming the row.
+        let mut b = IndicatorSetBuilder::new();
+        let e = b.add_list(b"\"x\",\"192.0.2.7\"\n", "plain");
+        assert!(matches!(e, Err(Error::BadEntry { entry }) if entry.contains("192.0.2.7")));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The whole sensor pipeline fed from loopback UDP (issue 6 acceptance): the NetFlow v9
+//! The whole sensor pipeline fed from loopback UDP (CI-1, CI-8): the NetFlow v9
 //! datagrams softflowd exported from test-cc-capture-1 (real exports, templates
 //! included), replayed in a loop by a sender in a *separate process* at a fixed rate, into
 //! `Sensor::start` with detection, selection (Crypto-PAn), aggregation and the archive all
@@ -314,7 +314,7 @@ enabled = false
     let received: u64 = s.exporters.values().map(|e| e.records).sum();
     let q = |name: &str| s.queues.get(name).map_or(0, |q| q.dropped_records);
     let (ingest_drops, detect_dropped, archive_dropped) = (q("select"), q("detect"), q("archive"));
-    let end = sensor.stop();
+    let end = sensor.stop().expect("no stage panicked");
     Run {
         rate,
         seconds,

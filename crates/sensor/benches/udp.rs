@@ -1,6 +1,6 @@
 //! UDP end to end on loopback: mamori's collector and nfcapd (Debian `nfdump`), fed the
 //! same NetFlow v5 datagrams at the same rates by the same sender, in the same run
-//! (issue 5). Reports, per offered rate, the records each received and so the highest
+//! (CI-1, CI-8). Reports, per offered rate, the records each received and so the highest
 //! lossless rate of each.
 //!
 //! ```sh

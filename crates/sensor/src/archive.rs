@@ -1,6 +1,6 @@
 //! The archive: kept flow records and per-server aggregates as Parquet files, each with
 //! an expiry, and the reaper that deletes them on time and reports every deletion
-//! (issue 6 part 4; DESIGN invariant 4 "bounded retention", CI-5).
+//! (DESIGN invariant 4 "bounded retention", CI-5).
 //!
 //! # Layout
 //!

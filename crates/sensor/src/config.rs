@@ -1,4 +1,4 @@
-//! The sensor's configuration file (`mamori sensor run --config FILE`; issue 6 part 5,
+//! The sensor's configuration file (`mamori sensor run --config FILE`;
 //! REQUIREMENTS CI-2…CI-6): what it reads, how it selects, how long it keeps, how it
 //! detects, where findings go and where it reports. TOML, unknown fields refused, every
 //! field optional with a default in code; `config/sensor.example.toml` documents each
@@ -214,7 +214,7 @@ fn usable(path: &Path, report: &mamori_flow::LoadReport) -> Result<(), ConfigErr
     Ok(())
 }
 
-/// Pseudonym keys (issue 6 part 1; CI-4): one Crypto-PAn key per period, in the data
+/// Pseudonym keys (CI-4): one Crypto-PAn key per period, in the data
 /// directory only, destroyed once no kept file needs it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -232,7 +232,7 @@ impl Default for KeysConfig {
     }
 }
 
-/// The sensor's own ledger (issue 6 part 2; CI-5, CI-9).
+/// The sensor's own ledger (CI-5, CI-9).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SensorLedgerConfig {
@@ -278,7 +278,7 @@ impl Default for ArchiveConfig {
     }
 }
 
-/// The detectors on time windows (issue 7 part 3; CI-1, CI-11, CI-12).
+/// The detectors on time windows (CI-1, CI-11, CI-12).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectionConfig {

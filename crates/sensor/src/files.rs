@@ -1,4 +1,4 @@
-//! Flow files as a source (issue 6 part 5): pcap/pcapng (flow exports decoded as exports,
+//! Flow files as a source (CI-1): pcap/pcapng (flow exports decoded as exports,
 //! other traffic reduced to flows by the meter), Zeek conn.log and Argus/CTU binetflow,
 //! each possibly gzip-, xz- or zstd-compressed. The same readers serve `mamori flows`,
 //! `mamori detect` and the sensor's file and directory inputs.
@@ -281,7 +281,7 @@ pub fn read_file<S: BatchSink>(
     }
 }
 
-/// A per-flow archive file, read back as the records the sensor kept (issue 7: `mamori
+/// A per-flow archive file, read back as the records the sensor kept (CI-11: `mamori
 /// detect` runs on the sensor's Parquet). An aggregates file holds per-server sums, not
 /// flows, and is refused with a clear error.
 fn read_parquet<S: BatchSink>(

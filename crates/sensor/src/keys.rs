@@ -1,4 +1,4 @@
-//! The sensor's pseudonym keys (issue 6 part 1; DESIGN invariant 2; REQUIREMENTS CI-4, CI-5):
+//! The sensor's pseudonym keys (DESIGN invariant 2; REQUIREMENTS CI-4, CI-5):
 //! one Crypto-PAn key per configured period, living only in the sensor's data directory,
 //! kept only as long as kept data was pseudonymised with it, and every creation and
 //! retirement recorded in the sensor's ledger (`pseudonym_key` entries).

@@ -1,4 +1,4 @@
-//! The sensor's own ledger (issue 6 part 2; DESIGN invariant 7; REQUIREMENTS CI-4, CI-5,
+//! The sensor's own ledger (DESIGN invariant 7; REQUIREMENTS CI-4, CI-5,
 //! CI-9): re-identifications, concern-list changes, pseudonym keys and deletions happen at
 //! the carrier, so they are appended to an RFC 6962 Merkle log kept in the sensor's data
 //! directory, with the same entries ([`mamori_core::entry`]), the same tree and the same

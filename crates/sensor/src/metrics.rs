@@ -1,4 +1,4 @@
-//! The sensor's counters (issue 6 part 5; REQUIREMENTS CI-5, CI-6: every stage is
+//! The sensor's counters (REQUIREMENTS CI-5, CI-6: every stage is
 //! controlled, so every stage is counted): datagrams, records and anomalies per exporter,
 //! file inputs, selection drops per reason, kept records and aggregates, archive files and
 //! bytes, detection windows and findings, findings posted and failed, the concern list,

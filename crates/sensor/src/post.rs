@@ -1,4 +1,4 @@
-//! Findings to the centre (issue 7 part 3; REQUIREMENTS CI-11): `POST /api/v1/findings`
+//! Findings to the centre (REQUIREMENTS CI-11): `POST /api/v1/findings`
 //! with a carrier's token, in submissions of at most [`MAX_PER_REQUEST`], each with its
 //! TLP. Used by `mamori detect --post` and by the sensor's poster stage.
 //!

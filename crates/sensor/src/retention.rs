@@ -1,4 +1,4 @@
-//! Recorded deletion (issue 6 part 4; DESIGN invariant 4 "bounded retention", invariant 7;
+//! Recorded deletion (DESIGN invariant 4 "bounded retention", invariant 7;
 //! REQUIREMENTS CI-5): the archive's reaper, with one ledger `deletion` entry per file it
 //! deletes — and never a deleted file without its entry, even if the ledger is unwritable
 //! or the process dies mid-pass.

@@ -1,4 +1,4 @@
-//! The archive through its public API (issue 6 part 4; DESIGN invariant 4): records land
+//! The archive through its public API (DESIGN invariant 4): records land
 //! in their hour's partition and read back exactly; with a controllable clock nothing
 //! outlives its expiry and every deletion is reported with its count and content hash; a
 //! corrupt file is reported and kept; pyarrow reads what we write; and the bytes per

@@ -1,6 +1,6 @@
 //! The UDP collector on loopback, fed softflowd's real NetFlow v9 and IPFIX exports:
 //! every record arrives, each exporter is counted, garbage is counted and survived, and a
-//! full queue drops and counts instead of blocking (issue 5; STYLE principle 4).
+//! full queue drops and counts instead of blocking (CI-8; STYLE principle 4).
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 

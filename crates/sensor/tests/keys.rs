@@ -1,4 +1,4 @@
-//! Pseudonym keys with rotation (issue 6 part 1; DESIGN invariant 2; CI-4, CI-5), driven by
+//! Pseudonym keys with rotation (DESIGN invariant 2; CI-4, CI-5), driven by
 //! a controllable clock: one key per period, made only with its creation recorded, kept
 //! while any archive file names it (or might), destroyed only with its retirement recorded.
 
@@ -232,4 +232,38 @@ fn nothing_happens_to_a_key_unless_it_is_recorded() {
         vec![d0.clone()]
     );
     assert!(!data.path().join(format!("keys/{d0}.key.retiring")).exists());
+}
+
+/// The runtime's retirement policy ([`RingKeys`], moved from the CLI into the sensor):
+/// the key in use and the key rows still buffered for the archive may carry (the period
+/// of `now - flush - 1 min`) are kept; older keys nothing names are retired, recorded.
+#[test]
+fn ring_keys_keep_the_key_in_use_and_the_buffered_period_and_retire_the_rest() {
+    use mamori_sensor::runtime::{KeySource, RingKeys};
+    let (data, ledger, ring, clock) = setup();
+    let hour = Duration::from_secs(3600);
+    let t0 = clock.now();
+    let at = |h: i64| t0 + chrono::Duration::hours(h);
+    for h in [0, 1, 3] {
+        ring.current(at(h), hour).unwrap();
+    }
+    // Opened at hour 5: the key in use is hour 5's; with a 1 h flush, rows buffered since
+    // hour 3:59 may still carry hour 3's key.
+    let keys = RingKeys::open(ring, hour, hour, at(5)).unwrap();
+    let archive = data.path().join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    assert_eq!(keys.retire_unused(at(5), &archive).unwrap(), 2);
+    let reopened = KeyRing::open(data.path(), ledger.clone(), actor()).unwrap();
+    let left: Vec<String> = reopened
+        .list()
+        .unwrap()
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    let expect: Vec<String> = [3, 5]
+        .iter()
+        .map(|h| KeyId::for_start(at(*h)).to_string())
+        .collect();
+    assert_eq!(left, expect);
+    assert_eq!(keys.key_for(at(5)).0, expect[1]);
 }

@@ -1,4 +1,4 @@
-//! The sensor's own ledger through its public API (issue 6 part 2; DESIGN invariant 7;
+//! The sensor's own ledger through its public API (DESIGN invariant 7;
 //! REQUIREMENTS CI-5, CI-9): its roots and proofs agree with `mamori-ledger`'s in-memory
 //! oracle and verifiers at every size, it survives a restart, a crash at any byte of an
 //! append leaves the last committed log, and damage or tampering is refused or named.

@@ -1,4 +1,4 @@
-//! Recorded deletion with a controllable clock (issue 6 part 4; DESIGN invariants 4 and 7;
+//! Recorded deletion with a controllable clock (DESIGN invariants 4 and 7;
 //! CI-5): nothing outlives its expiry, and every deleted file has exactly one `deletion`
 //! entry in the sensor's ledger — also when the ledger refuses for a while, and after a
 //! crash between journalling and deleting.

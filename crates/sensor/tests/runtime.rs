@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used)]
-//! The sensor runtime end to end on the real captures (issue 6 part 5, issue 7 part 3;
-//! REQUIREMENTS CI-2, CI-4, CI-5, CI-11; DESIGN invariants 1–4): NetFlow v9 / IPFIX
+//! The sensor runtime end to end on the real captures (REQUIREMENTS
+//! CI-2, CI-4, CI-5, CI-11; DESIGN invariants 1–4): NetFlow v9 / IPFIX
 //! exports replayed over loopback UDP, and flow files, through pseudonymise → select →
 //! detect → archive. Checked: no clear non-foreign address in anything written or served,
 //! domestic↔domestic flows never reach disk and are counted per reason, the beacon of
@@ -19,7 +19,7 @@ use mamori_sensor::archive::{PSEUDONYM_KEY_ID_KEY, file_metadata, read_aggregate
 use mamori_sensor::config::SensorConfig;
 use mamori_sensor::http_ledger::{TokenHolder, issue_token, issue_token_for};
 use mamori_sensor::record::Recorder;
-use mamori_sensor::runtime::{Deps, KeySource, Sensor, StaticKey, Status};
+use mamori_sensor::runtime::{Deps, KeySource, RuntimeError, Sensor, StaticKey, Status};
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -344,7 +344,7 @@ fn udp_replay_finds_the_beacon_lists_it_recorded_then_keeps_its_flows_and_ends_i
     wait_until("the concern to end", Duration::from_secs(10), || {
         status(&sensor).counters.concerns.ended >= 1
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     assert_eq!(end.counters.concerns.active, 0);
     assert!(end.concern_list.is_empty());
     {
@@ -430,7 +430,7 @@ fn file_inputs_pcap_binetflow_and_pmacct_exports_never_write_domestic_pairs_or_c
     });
     let metrics = http_get(http, "/metrics", dir.path());
     let status_json = http_get(http, "/status", dir.path());
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     let c = &end.counters;
     assert_eq!(c.files_read, paths.len() as u64);
     assert_eq!(c.file_records, input.len() as u64);
@@ -477,7 +477,7 @@ fn a_concern_whose_recording_fails_is_not_listed_and_its_flows_stay_aggregated()
         status(&sensor).counters.concerns.record_failures >= 1
     });
 
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     assert_eq!(end.counters.concerns.listed, 0);
     assert!(end.concern_list.is_empty());
     assert_eq!(end.counters.selection.kept_per_flow, 0);
@@ -543,7 +543,7 @@ fn a_key_change_starts_new_files_each_naming_its_key_and_watched_files_are_picke
     wait_until("the second watched file", Duration::from_secs(30), || {
         status(&sensor).counters.files_read == 2
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     assert_eq!(end.counters.file_records, 2 * first);
     let mut ids = BTreeSet::new();
     for f in parquet_files(&dir.path().join("data"), "aggregates") {
@@ -583,7 +583,7 @@ fn the_stages_outlive_the_file_inputs_so_concerns_still_expire_and_are_recorded(
         Duration::from_secs(10),
         || status(&sensor).counters.concerns.ended == 1,
     );
-    sensor.stop();
+    sensor.stop().unwrap();
     let entries = rec.entries.lock().unwrap();
     assert!(matches!(
         entries.last().unwrap().act,
@@ -609,6 +609,52 @@ impl KeySource for CountingKeys {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(0)
     }
+}
+
+/// A key source whose retirement panics: the reaper's stage dies.
+struct PanickingKeys;
+impl KeySource for PanickingKeys {
+    fn key_for(&self, _now: mamori_core::Timestamp) -> (String, mamori_flow::CryptoPanKey) {
+        (
+            "panics".into(),
+            mamori_flow::CryptoPanKey::from_bytes([9; 32]),
+        )
+    }
+    fn retire_unused(
+        &self,
+        _now: mamori_core::Timestamp,
+        _archive_dir: &Path,
+    ) -> Result<usize, String> {
+        panic!("key ring poisoned");
+    }
+}
+
+/// A panicking stage is never swallowed: the sensor reports it while running and
+/// `stop` returns an error naming the stage and the panic (the process then stops).
+#[test]
+fn a_panicking_stage_is_named_by_the_running_sensor_and_by_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), false, &[], &[]);
+    let sensor = start(
+        &cfg,
+        GeoTableBuilder::new().build(),
+        Arc::new(PanickingKeys),
+        Arc::new(MemRecorder::default()),
+        clock_now(),
+    );
+    wait_until("the reaper's panic", Duration::from_secs(10), || {
+        sensor.failed_stage().is_some()
+    });
+    assert_eq!(sensor.failed_stage().as_deref(), Some("sensor reaper"));
+    let err = sensor.stop().unwrap_err();
+    match &err {
+        RuntimeError::StagePanicked { stage, message } => {
+            assert_eq!(stage, "sensor reaper");
+            assert_eq!(message, "key ring poisoned");
+        }
+        other => panic!("expected StagePanicked, got {other:?}"),
+    }
+    assert!(err.to_string().contains("sensor reaper"), "{err}");
 }
 
 /// The running sensor deletes expired archive files on time and records one `deletion`
@@ -676,7 +722,7 @@ fn the_running_sensor_reaps_on_time_and_records_every_deletion() {
     wait_until("its deletion recorded", Duration::from_secs(20), || {
         rec.entries.lock().unwrap().len() == 2
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     let entries = rec.entries.lock().unwrap();
     for (e, w) in entries.iter().zip([&older[0], &newer[0]]) {
         match &e.act {
@@ -700,7 +746,7 @@ fn the_running_sensor_reaps_on_time_and_records_every_deletion() {
 }
 
 /// An indicator list changed while the sensor runs is reloaded and used from the next batch
-/// on, without a restart (issue 7: "reloaded atomically without pausing ingest"); each hit
+/// on, without a restart (CI-11: reloaded atomically without pausing ingest); each hit
 /// names its feed.
 #[test]
 fn a_changed_indicator_list_is_reloaded_while_running() {
@@ -737,7 +783,7 @@ fn a_changed_indicator_list_is_reloaded_while_running() {
             .iter()
             .any(|c| c.server.to_string() == "141.193.213.21")
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     let listed = end
         .concern_list
         .iter()
@@ -766,8 +812,8 @@ fn us_list_config(dir: &Path, list: &Path) -> (std::path::PathBuf, SensorConfig)
     (watch, cfg)
 }
 
-/// The country table is refreshed while the sensor runs when its files change (issue 6
-/// part 3, "refreshable"): the beacon's server, unknown (so domestic, dropped) at start, is
+/// The country table is refreshed while the sensor runs when its files change (CI-2,
+/// refreshable country data): the beacon's server, unknown (so domestic, dropped) at start, is
 /// foreign once its country list names it, and is then found and listed.
 #[test]
 fn a_changed_country_list_is_refreshed_while_running() {
@@ -796,7 +842,7 @@ fn a_changed_country_list_is_refreshed_while_running() {
             .iter()
             .any(|c| c.server.to_string() == BEACON)
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     assert_eq!(end.counters.detection.geo_reload_errors, 0);
     assert!(end.counters.selection.kept_per_flow + end.counters.selection.aggregated > 0);
 }
@@ -832,7 +878,7 @@ fn a_broken_country_list_keeps_the_table_in_force() {
             .iter()
             .any(|c| c.server.to_string() == BEACON)
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     assert_eq!(end.counters.detection.geo_reloads, 0);
     let err = cfg.geo.load(Path::new("")).unwrap_err().to_string();
     assert!(
@@ -873,7 +919,7 @@ fn a_broken_indicator_list_keeps_the_set_in_force() {
             .iter()
             .any(|c| c.server.to_string() == BEACON && c.reason.starts_with("indicator"))
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     assert_eq!(end.counters.detection.indicator_reloads, 0);
 }
 
@@ -923,7 +969,7 @@ fn status_needs_the_operator_or_overseer_token_and_metrics_stays_open() {
         metrics.contains("mamori_sensor_selection_seen_total"),
         "{metrics}"
     );
-    sensor.stop();
+    sensor.stop().unwrap();
 }
 
 /// Malformed lines in input files are counted, and a file with nothing but malformed lines
@@ -948,7 +994,7 @@ fn malformed_lines_in_files_are_counted_and_a_file_of_nothing_else_fails() {
         clock,
     );
     wait_until("the file", Duration::from_secs(30), || sensor.files_done());
-    let c = sensor.stop().counters;
+    let c = sensor.stop().unwrap().counters;
     assert_eq!((c.files_read, c.file_errors, c.file_records), (0, 1, 0));
     assert!(c.file_malformed > 0, "{c:?}");
     assert!(c.prometheus().contains(&format!(
@@ -981,7 +1027,7 @@ not,a,flow\n\
         clock,
     );
     wait_until("the file", Duration::from_secs(30), || sensor.files_done());
-    let c = sensor.stop().counters;
+    let c = sensor.stop().unwrap().counters;
     assert_eq!((c.files_read, c.file_errors, c.file_records), (1, 0, 2));
     assert_eq!(c.file_malformed, 2, "{c:?}");
 }
@@ -1007,7 +1053,7 @@ fn country_files_older_than_max_age_are_reported_out_of_date() {
             let d = status(&sensor).counters.detection;
             d.geo_age_seconds >= (days_later as u64) * 86_400 && d.geo_stale == stale
         });
-        let end = sensor.stop();
+        let end = sensor.stop().unwrap();
         let text = end.counters.prometheus();
         assert!(
             text.contains(&format!("mamori_sensor_geo_data_stale {}", u8::from(stale))),
@@ -1152,7 +1198,7 @@ fn a_subscribers_pseudonym_in_a_foreign_prefix_is_an_infected_client_never_a_lis
     wait_until("the finding posted", Duration::from_secs(30), || {
         status(&sensor).counters.detection.findings_posted >= 1
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     assert!(end.concern_list.is_empty(), "{:?}", end.concern_list);
     assert_eq!(end.counters.concerns.listed, 0);
     assert!(
@@ -1254,7 +1300,7 @@ fn a_datagram_dated_2097_is_retimed_and_counted_and_moves_no_window() {
     wait_until("the beacon listed", Duration::from_secs(30), || {
         status(&sensor).counters.concerns.listed >= 1
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     let beacon: IpAddr = BEACON.parse().unwrap();
     let listed = end
         .concern_list
@@ -1313,7 +1359,7 @@ fn late_records_go_to_their_own_window_or_are_counted_and_left_out() {
             && s.counters.detection.records >= 600
             && s.counters.concerns.listed >= 3
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     let reason = |server: &str| {
         end.concern_list
             .iter()
@@ -1356,7 +1402,7 @@ fn the_concern_list_is_rebuilt_from_the_ledger_after_a_restart_and_never_listed_
     wait_until("the beacon listed", Duration::from_secs(30), || {
         status(&sensor).counters.concerns.listed == 1
     });
-    let before = sensor.stop().concern_list;
+    let before = sensor.stop().unwrap().concern_list;
 
     // Restarted: the list is there before any input, and deep collection resumes.
     let sensor = start(&cfg, geo, static_key(), Arc::clone(&rec), clock);
@@ -1367,7 +1413,7 @@ fn the_concern_list_is_rebuilt_from_the_ledger_after_a_restart_and_never_listed_
         let s = status(&sensor).counters;
         s.files_read == 1 && s.detection.windows >= 1
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     assert!(end.counters.selection.kept_per_flow > 0);
     assert_eq!(end.concern_list, before);
     let listings = rec
@@ -1442,7 +1488,7 @@ fn a_recorded_manual_concern_is_applied_and_exporters_inside_subscriber_prefixes
     wait_until("the removal applied", Duration::from_secs(10), || {
         status(&sensor).concern_list.is_empty()
     });
-    let end = sensor.stop();
+    let end = sensor.stop().unwrap();
     assert!(end.counters.selection.kept_per_flow > 0);
     let exporter: IpAddr = "127.0.0.1".parse().unwrap();
     let pseudonym = mamori_flow::CryptoPan::new(&mamori_flow::CryptoPanKey::from_bytes([42; 32]))
