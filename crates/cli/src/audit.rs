@@ -9,12 +9,12 @@
 //! beside the saved checkpoint, then with proofs it checks against the signed root.
 
 use anyhow::{Context, anyhow, bail};
-use base64::Engine;
 use mamori_ledger::{
     Checkpoint, Hash, MemoryTree, VerifiedCheckpoint, VerifierKey, leaf_hash, tree_root,
     verify_consistency, verify_inclusion,
 };
-use serde::Deserialize;
+// The pages and proofs as both servers send them: one shared definition (`mamori_ledger::wire`).
+use mamori_ledger::wire::{EntryPage, ProofOut};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,24 +26,6 @@ pub(crate) struct VerifyArgs {
     pub key: String,
     pub token: String,
     pub checkpoint: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-struct Page {
-    entries: Vec<PageEntry>,
-    next: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct PageEntry {
-    index: u64,
-    data: Option<String>,
-    data_base64: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Proof {
-    path: Vec<String>,
 }
 
 struct Client {
@@ -77,7 +59,8 @@ impl Client {
     }
 
     fn proof(&self, path: &str) -> anyhow::Result<Vec<Hash>> {
-        let p: Proof = serde_json::from_str(&self.get(path, true)?).context("reading a proof")?;
+        let p: ProofOut =
+            serde_json::from_str(&self.get(path, true)?).context("reading a proof")?;
         p.path
             .iter()
             .map(|h| Hash::from_hex(h).map_err(|e| anyhow!("proof hash {h:?}: {e}")))
@@ -156,7 +139,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
             &format!("/api/v1/ledger/entries?start={start}&end={size}"),
             true,
         )?;
-        let page: Page = serde_json::from_str(&body).context("reading a page of entries")?;
+        let page: EntryPage = serde_json::from_str(&body).context("reading a page of entries")?;
         if page.entries.is_empty() {
             break;
         }
@@ -168,13 +151,7 @@ pub(crate) fn verify(args: &VerifyArgs) -> anyhow::Result<String> {
                     e.index
                 );
             }
-            let bytes = match (&e.data, &e.data_base64) {
-                (Some(text), _) => text.as_bytes().to_vec(),
-                (None, Some(b64)) => base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .with_context(|| format!("entry {}: bad base64", e.index))?,
-                (None, None) => bail!("entry {} came without data", e.index),
-            };
+            let bytes = e.bytes()?;
             leaves.push(leaf_hash(&bytes));
         }
         start = page.next.unwrap_or(leaves.len() as u64);

@@ -164,4 +164,15 @@ pub enum Error {
         /// The origin on the checkpoint.
         got: String,
     },
+
+    // --- the HTTP wire ([`crate::wire`]) ----------------------------------------------------
+    /// A served entry carries no usable bytes: neither `data` nor `data_base64`, or base64
+    /// that does not decode.
+    #[error("entry {index} {reason}")]
+    MalformedEntry {
+        /// The entry's index as served.
+        index: u64,
+        /// What was wrong.
+        reason: &'static str,
+    },
 }

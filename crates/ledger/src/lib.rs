@@ -21,6 +21,8 @@
 //!   (c2sp.org/signed-note) with Ed25519 keys in the text forms of Go's
 //!   `golang.org/x/mod/sumdb/note` ([`SignerKey`], [`VerifierKey`]), so the overseer's
 //!   tools need not be ours.
+//! - **The HTTP wire** ([`wire`]): the JSON of the entries page and the proof answers,
+//!   one serde definition for the centre, the sensor and the overseer's verifier.
 //!
 //! # Architecture invariant
 //!
@@ -33,8 +35,8 @@
 //!
 //! Used by `mamori-oversight` (storing leaves and nodes, issuing checkpoints, serving proofs)
 //! and by the `mamori audit verify` command (the overseer's independent check). It knows
-//! nothing of entry kinds or their encoding — a leaf is bytes — nor of storage, HTTP or
-//! time. Proof verification here follows the RFC text and shares no code with proof
+//! nothing of entry kinds or their encoding — a leaf is bytes — nor of storage, HTTP
+//! (beyond the shape of its JSON, [`wire`]) or time. Proof verification here follows the RFC text and shares no code with proof
 //! generation; the tests check both against the published RFC 6962 vectors of
 //! transparency-dev/merkle, against the independent `ct-merkle` crate, and against a
 //! hashlib-only Python script (`tests/rfc6962_check.py`).
@@ -54,6 +56,7 @@ mod hash;
 mod note;
 mod proof;
 mod tree;
+pub mod wire;
 
 pub use checkpoint::{Checkpoint, VerifiedCheckpoint};
 pub use error::Error;

@@ -38,10 +38,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mamori_core::ErrorKind;
 use mamori_core::time::{Clock, SystemClock};
-use serde::{Deserialize, Serialize};
+use mamori_ledger::wire::{ConsistencyQuery, EntryPage, EntryRange, InclusionQuery, ProofOut};
 use sha2::{Digest, Sha256};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -379,30 +379,8 @@ async fn key(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EntryRange {
-    #[serde(default)]
-    start: u64,
-    end: Option<u64>,
-}
-
-#[derive(Debug, Serialize)]
-struct EntryOut {
-    index: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data_base64: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct EntryPage {
-    size: u64,
-    entries: Vec<EntryOut>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<u64>,
-}
+// The request and response shapes are `mamori_ledger::wire`'s, the centre's own, so the
+// verifier reads both servers with one parser.
 
 async fn entries(
     State(s): State<AppState>,
@@ -425,46 +403,7 @@ async fn entries(
     })
     .await?;
     let end = range.end.unwrap_or(size).min(size);
-    let last = rows.last().map_or(range.start, |(i, _)| i + 1);
-    let entries = rows
-        .into_iter()
-        .map(|(index, bytes)| match String::from_utf8(bytes) {
-            Ok(text) => EntryOut {
-                index,
-                data: Some(text),
-                data_base64: None,
-            },
-            Err(e) => EntryOut {
-                index,
-                data: None,
-                data_base64: Some(STANDARD.encode(e.as_bytes())),
-            },
-        })
-        .collect();
-    Ok(Json(EntryPage {
-        size,
-        entries,
-        next: (last < end).then_some(last),
-    }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InclusionQuery {
-    index: u64,
-    size: u64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConsistencyQuery {
-    from: u64,
-    to: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct ProofOut {
-    path: Vec<String>,
+    Ok(Json(EntryPage::new(size, range.start, end, rows)))
 }
 
 async fn inclusion(
@@ -475,9 +414,7 @@ async fn inclusion(
     s.require_overseer(&headers)?;
     let Query(q) = q?;
     let proof = blocking(move || s.ledger.inclusion_proof(q.index, q.size)).await?;
-    Ok(Json(ProofOut {
-        path: proof.path.iter().map(|h| h.to_hex()).collect(),
-    }))
+    Ok(Json(ProofOut::new(&proof.path)))
 }
 
 async fn consistency(
@@ -488,7 +425,5 @@ async fn consistency(
     s.require_overseer(&headers)?;
     let Query(q) = q?;
     let proof = blocking(move || s.ledger.consistency_proof(q.from, q.to)).await?;
-    Ok(Json(ProofOut {
-        path: proof.path.iter().map(|h| h.to_hex()).collect(),
-    }))
+    Ok(Json(ProofOut::new(&proof.path)))
 }

@@ -264,3 +264,42 @@ fn bytes_that_are_not_utf8_are_served_in_base64() {
     let len = entry(1).encode().len();
     assert_eq!(served, bytes[second - 5..second - 5 + len]);
 }
+
+/// The sensor serves `mamori_ledger::wire`'s types, the centre's own (CI-9, AN-7): each
+/// body parses as the shared type the verifier reads and writes back byte for byte, so
+/// nothing on the wire is left to a copy that could drift.
+#[test]
+fn bodies_are_the_shared_wire_types_byte_for_byte() {
+    use mamori_ledger::wire::{EntryPage, ProofOut};
+    let s = start(1200);
+    let entries = s._data.path().join("ledger/entries");
+    let mut bytes = std::fs::read(&entries).unwrap();
+    bytes[entry(0).encode().len() + 5] = 0xff;
+    std::fs::write(&entries, &bytes).unwrap();
+    for path in [
+        "/api/v1/ledger/entries",
+        "/api/v1/ledger/entries?start=1000&end=1100",
+    ] {
+        let (status, body, _) = s.get(path, Some(&s.token));
+        assert_eq!(status, 200, "{path}: {body}");
+        let page: EntryPage = serde_json::from_str(&body).unwrap();
+        assert_eq!(serde_json::to_string(&page).unwrap(), body, "{path}");
+        for e in &page.entries {
+            e.bytes().unwrap();
+        }
+    }
+    let (_, body, _) = s.get("/api/v1/ledger/entries", Some(&s.token));
+    let page: EntryPage = serde_json::from_str(&body).unwrap();
+    assert_eq!(page.next, Some(1000));
+    assert!(page.entries[1].data_base64.is_some(), "{body}");
+    for path in [
+        "/api/v1/ledger/proof/inclusion?index=77&size=1200",
+        "/api/v1/ledger/proof/consistency?from=600&to=1200",
+    ] {
+        let (status, body, _) = s.get(path, Some(&s.token));
+        assert_eq!(status, 200, "{path}: {body}");
+        let proof: ProofOut = serde_json::from_str(&body).unwrap();
+        assert!(!proof.path.is_empty(), "{path}");
+        assert_eq!(serde_json::to_string(&proof).unwrap(), body, "{path}");
+    }
+}

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use mamori_core::{ErrorKind, Role};
-use serde::{Deserialize, Serialize};
+use mamori_ledger::wire::{ConsistencyQuery, EntryPage, EntryRange, InclusionQuery, ProofOut};
 
 const OVERSEER: &[Role] = &[Role::Overseer];
 const CHECKPOINT_MEDIA: &str = "text/plain; charset=utf-8";
@@ -48,42 +48,8 @@ pub(crate) async fn key(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// Which entries to read.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EntryRange {
-    /// First index (default 0).
-    #[serde(default)]
-    start: u64,
-    /// One past the last index; at most 1,000 entries are returned per page.
-    end: Option<u64>,
-}
-
-/// One entry: its index and its canonical bytes.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct EntryOut {
-    /// Its position in the log.
-    index: u64,
-    /// The canonical encoding (JSON text); the leaf hash is SHA-256(0x00 ‖ UTF-8 bytes).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<String>,
-    /// The stored bytes in base64, present only when they are not valid UTF-8 (which
-    /// means someone wrote to the table behind mamori's back).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data_base64: Option<String>,
-}
-
-/// A page of entries.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct EntryPage {
-    /// The number of entries in the log now.
-    size: u64,
-    /// The entries, in index order.
-    entries: Vec<EntryOut>,
-    /// The `start` of the next page, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next: Option<u64>,
-}
+// The request and response shapes are `mamori_ledger::wire`'s, shared with the sensor's
+// ledger endpoints and the verifier, so the JSON cannot drift between them.
 
 /// Ledger entries `[start, end)` (role overseer).
 #[utoipa::path(get, path = "/api/v1/ledger/entries", tag = "ledger", security(("bearer" = [])), params(EntryRange),
@@ -108,59 +74,7 @@ pub(crate) async fn entries(
     }
     let rows = mamori_oversight::entries(&mut tx, range.start, end - range.start).await?;
     tx.commit().await?;
-    let last = rows.last().map_or(range.start, |(i, _)| i + 1);
-    let entries = rows
-        .into_iter()
-        .map(|(index, bytes)| match String::from_utf8(bytes) {
-            Ok(text) => EntryOut {
-                index,
-                data: Some(text),
-                data_base64: None,
-            },
-            Err(e) => EntryOut {
-                index,
-                data: None,
-                data_base64: Some(base64_encode(e.as_bytes())),
-            },
-        })
-        .collect();
-    Ok(Json(EntryPage {
-        size,
-        entries,
-        next: (last < end).then_some(last),
-    }))
-}
-
-fn base64_encode(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// An inclusion proof request.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct InclusionQuery {
-    /// The entry.
-    index: u64,
-    /// The tree size (a checkpoint's).
-    size: u64,
-}
-
-/// A consistency proof request.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ConsistencyQuery {
-    /// The older tree size.
-    from: u64,
-    /// The newer tree size.
-    to: u64,
-}
-
-/// A Merkle audit path, hashes in hex (RFC 9162 order).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct ProofOut {
-    /// The sibling hashes, lowest first.
-    path: Vec<String>,
+    Ok(Json(EntryPage::new(size, range.start, end, rows)))
 }
 
 /// Proof that entry `index` is in the tree of `size` entries (role overseer).
@@ -175,9 +89,7 @@ pub(crate) async fn inclusion(
     let mut tx = s.store.begin_read().await?;
     let proof = mamori_oversight::inclusion_proof(&mut tx, q.index, q.size).await?;
     tx.commit().await?;
-    Ok(Json(ProofOut {
-        path: proof.path.iter().map(|h| h.to_hex()).collect(),
-    }))
+    Ok(Json(ProofOut::new(&proof.path)))
 }
 
 /// Proof that the tree of `to` entries extends the tree of `from` entries (role overseer).
@@ -192,7 +104,5 @@ pub(crate) async fn consistency(
     let mut tx = s.store.begin_read().await?;
     let proof = mamori_oversight::consistency_proof(&mut tx, q.from, q.to).await?;
     tx.commit().await?;
-    Ok(Json(ProofOut {
-        path: proof.path.iter().map(|h| h.to_hex()).collect(),
-    }))
+    Ok(Json(ProofOut::new(&proof.path)))
 }

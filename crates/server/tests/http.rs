@@ -126,6 +126,13 @@ async fn health_and_openapi_need_no_token(store: Store) {
         assert!(doc["paths"][path].is_object(), "{path} documented");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // The ledger's wire types keep their schemas now that they live in mamori_ledger.
+    for schema in ["EntryPage", "EntryOut", "ProofOut"] {
+        assert!(
+            doc["components"]["schemas"][schema].is_object(),
+            "{schema} documented"
+        );
+    }
     assert_error(
         &api.get("/api/v1/nothing-here", None).await,
         StatusCode::NOT_FOUND,
@@ -635,13 +642,26 @@ async fn the_overseer_reads_the_ledger_and_no_one_else_does(store: Store) {
         .map(|h| mamori_ledger::Hash::from_hex(h.as_str().unwrap()).unwrap())
         .collect();
     mamori_ledger::verify_inclusion(1, 3, &leaf, &path, &cp.checkpoint().root()).unwrap();
-    let (s, _) = api
+    let (s, consistency) = api
         .get(
             "/api/v1/ledger/proof/consistency?from=1&to=3",
             Some(&overseer),
         )
         .await;
     assert_eq!(s, StatusCode::OK);
+
+    // The bodies are `mamori_ledger::wire`'s types, the sensor's and the verifier's too
+    // (CI-9, AN-7): each parses as the shared type and writes back the same JSON.
+    let (_, full) = api
+        .get("/api/v1/ledger/entries?start=0&end=2", Some(&overseer))
+        .await;
+    let shared: mamori_ledger::wire::EntryPage = serde_json::from_value(full.clone()).unwrap();
+    assert_eq!((shared.entries.len(), shared.next), (2, None));
+    assert_eq!(serde_json::to_value(&shared).unwrap(), full);
+    for body in [&proof, &consistency] {
+        let shared: mamori_ledger::wire::ProofOut = serde_json::from_value(body.clone()).unwrap();
+        assert_eq!(&serde_json::to_value(&shared).unwrap(), body);
+    }
 
     // Bad requests and other roles.
     assert_error(
