@@ -1,4 +1,4 @@
-//! The overseer's API (issue 4): the public checkpoint and key, and — for the role
+//! The overseer's API (CI-5, CI-9, AN-7): the public checkpoint and key, and — for the role
 //! `overseer` — entries and proofs, paged and bounded.
 
 use crate::auth::Caller;
