@@ -107,8 +107,24 @@ pub fn post(to: &Centre, findings: &[Finding], timeout: Duration) -> Result<u64,
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A finding for the unit tests of posting and of the runtime's poster.
+    pub(crate) fn finding() -> Finding {
+        Finding {
+            kind: mamori_core::finding::FindingKind::Beacon,
+            address: "192.0.2.1".parse().unwrap(),
+            port: 443,
+            proto: 6,
+            score: 0.9,
+            first_seen: 0,
+            last_seen: 1,
+            clients: mamori_core::finding::Clients::default(),
+            evidence: mamori_core::finding::Evidence::Beacon(Default::default()),
+            feed: None,
+        }
+    }
 
     #[test]
     fn no_token_is_refused_before_any_request() {
@@ -139,20 +155,5 @@ mod tests {
         assert_eq!(e.unwrap(), 0);
         let e = post(&c, &[finding()], Duration::from_secs(2)).unwrap_err();
         assert!(e.retryable(), "{e}");
-    }
-
-    fn finding() -> Finding {
-        Finding {
-            kind: mamori_core::finding::FindingKind::Beacon,
-            address: "192.0.2.1".parse().unwrap(),
-            port: 443,
-            proto: 6,
-            score: 0.9,
-            first_seen: 0,
-            last_seen: 1,
-            clients: mamori_core::finding::Clients::default(),
-            evidence: mamori_core::finding::Evidence::Beacon(Default::default()),
-            feed: None,
-        }
     }
 }

@@ -591,9 +591,13 @@ fn the_stages_outlive_the_file_inputs_so_concerns_still_expire_and_are_recorded(
     ));
 }
 
-/// Counts the reaper's calls to retire keys.
+/// Counts the reaper's calls to retire keys; with `panics`, retirement panics instead, so
+/// the reaper's stage dies.
 #[derive(Default)]
-struct CountingKeys(std::sync::atomic::AtomicU64);
+struct CountingKeys {
+    calls: std::sync::atomic::AtomicU64,
+    panics: bool,
+}
 impl KeySource for CountingKeys {
     fn key_for(&self, _now: mamori_core::Timestamp) -> (String, mamori_flow::CryptoPanKey) {
         (
@@ -606,26 +610,9 @@ impl KeySource for CountingKeys {
         _now: mamori_core::Timestamp,
         _archive_dir: &Path,
     ) -> Result<usize, String> {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        assert!(!self.panics, "key ring poisoned");
+        self.calls.fetch_add(1, Ordering::Relaxed);
         Ok(0)
-    }
-}
-
-/// A key source whose retirement panics: the reaper's stage dies.
-struct PanickingKeys;
-impl KeySource for PanickingKeys {
-    fn key_for(&self, _now: mamori_core::Timestamp) -> (String, mamori_flow::CryptoPanKey) {
-        (
-            "panics".into(),
-            mamori_flow::CryptoPanKey::from_bytes([9; 32]),
-        )
-    }
-    fn retire_unused(
-        &self,
-        _now: mamori_core::Timestamp,
-        _archive_dir: &Path,
-    ) -> Result<usize, String> {
-        panic!("key ring poisoned");
     }
 }
 
@@ -638,7 +625,10 @@ fn a_panicking_stage_is_named_by_the_running_sensor_and_by_stop() {
     let sensor = start(
         &cfg,
         GeoTableBuilder::new().build(),
-        Arc::new(PanickingKeys),
+        Arc::new(CountingKeys {
+            panics: true,
+            ..CountingKeys::default()
+        }),
         Arc::new(MemRecorder::default()),
         clock_now(),
     );
@@ -740,7 +730,7 @@ fn the_running_sensor_reaps_on_time_and_records_every_deletion() {
     assert_eq!(end.counters.archive.reaped_files, 2);
     assert_eq!(end.counters.archive.reaped_recorded, 2);
     assert!(
-        keys.0.load(Ordering::Relaxed) >= 2,
+        keys.calls.load(Ordering::Relaxed) >= 2,
         "keys retired after each pass"
     );
 }

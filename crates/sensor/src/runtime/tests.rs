@@ -3,6 +3,7 @@
 use super::detect::{Pseudonyms, Subject};
 use super::select::bound_times;
 use super::*;
+use crate::post::tests::finding;
 
 #[test]
 fn a_full_queue_drops_the_whole_batch_and_counts_it_without_waiting() {
@@ -16,21 +17,6 @@ fn a_full_queue_drops_the_whole_batch_and_counts_it_without_waiting() {
     assert_eq!(q.dropped_batches.load(Ordering::Relaxed), 1);
     assert_eq!(q.dropped_records.load(Ordering::Relaxed), 2);
     assert_eq!(rx.recv().unwrap(), vec![1, 2, 3]);
-}
-
-fn finding() -> Finding {
-    Finding {
-        kind: mamori_core::finding::FindingKind::Beacon,
-        address: "192.0.2.1".parse().unwrap(),
-        port: 443,
-        proto: 6,
-        score: 0.9,
-        first_seen: 0,
-        last_seen: 1,
-        clients: mamori_core::finding::Clients::default(),
-        evidence: mamori_core::finding::Evidence::Beacon(Default::default()),
-        feed: None,
-    }
 }
 
 #[test]
