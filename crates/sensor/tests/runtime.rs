@@ -110,6 +110,20 @@ fn start(
     .unwrap()
 }
 
+/// A sensor on `cfg` with no country data, a fixed key, an in-memory ledger and a manual
+/// clock at a fixed instant: for tests that need nothing else.
+fn start_plain(cfg: &SensorConfig) -> Sensor {
+    start(
+        cfg,
+        GeoTableBuilder::new().build(),
+        static_key(),
+        Arc::new(MemRecorder::default()),
+        Arc::new(ManualClock::new(
+            mamori_core::time::from_millis(1_700_000_000_000).unwrap(),
+        )),
+    )
+}
+
 fn static_key() -> Arc<dyn KeySource> {
     Arc::new(StaticKey {
         id: "test-key-1".into(),
@@ -919,17 +933,7 @@ fn a_broken_indicator_list_keeps_the_set_in_force() {
 fn status_needs_the_operator_or_overseer_token_and_metrics_stays_open() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), false, &[], &[]);
-    let rec = Arc::new(MemRecorder::default());
-    let clock = Arc::new(ManualClock::new(
-        mamori_core::time::from_millis(1_700_000_000_000).unwrap(),
-    ));
-    let sensor = start(
-        &cfg,
-        GeoTableBuilder::new().build(),
-        static_key(),
-        rec,
-        clock,
-    );
+    let sensor = start_plain(&cfg);
     let http = sensor.http_addr().unwrap();
 
     let (code, body) = http_request(http, "/status", None);
@@ -970,19 +974,9 @@ fn malformed_lines_in_files_are_counted_and_a_file_of_nothing_else_fails() {
     let binary = dir.path().join("capture.bin");
     let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
     std::fs::write(&binary, &junk).unwrap();
-    let rec = Arc::new(MemRecorder::default());
-    let clock = Arc::new(ManualClock::new(
-        mamori_core::time::from_millis(1_700_000_000_000).unwrap(),
-    ));
     let mut cfg = config(dir.path(), false, &[binary], &[]);
     cfg.files.format = mamori_sensor::files::FileFormat::Zeek;
-    let sensor = start(
-        &cfg,
-        GeoTableBuilder::new().build(),
-        static_key(),
-        rec,
-        clock,
-    );
+    let sensor = start_plain(&cfg);
     wait_until("the file", Duration::from_secs(30), || sensor.files_done());
     let c = sensor.stop().unwrap().counters;
     assert_eq!((c.files_read, c.file_errors, c.file_records), (0, 1, 0));
@@ -1004,18 +998,8 @@ not,a,flow\n\
 2011/99/99 nonsense,1.0,tcp,x,1,   ->,y,80,CON,0,0,3,180,120,flow=Background\n",
     )
     .unwrap();
-    let rec = Arc::new(MemRecorder::default());
-    let clock = Arc::new(ManualClock::new(
-        mamori_core::time::from_millis(1_700_000_000_000).unwrap(),
-    ));
     let cfg = config(dir.path(), false, &[flows], &[]);
-    let sensor = start(
-        &cfg,
-        GeoTableBuilder::new().build(),
-        static_key(),
-        rec,
-        clock,
-    );
+    let sensor = start_plain(&cfg);
     wait_until("the file", Duration::from_secs(30), || sensor.files_done());
     let c = sensor.stop().unwrap().counters;
     assert_eq!((c.files_read, c.file_errors, c.file_records), (1, 0, 2));
